@@ -1,0 +1,164 @@
+//! The backend trait: the few dense kernels the algorithm needs.
+//!
+//! A backend provides exactly a matrix product with optional transposes and
+//! `alpha`/`beta` accumulation into a caller-owned output, and an LU factorisation with
+//! partial pivoting into a reusable workspace, with `log|det|`, solve and inverse. Every
+//! elementwise map and reduction lives in core. Backends are plain values (they carry
+//! their threading setting) and are resolved at compile time through generics.
+//!
+//! Conventions every implementation follows:
+//! - matrices are row-major views ([`MatRef`], [`MatMut`]) with a row stride;
+//! - `gemm` computes `C = alpha op(A) op(B) + beta C`; when `beta == 0` the old contents
+//!   of `C` are **not read**, so NaN or garbage in an uninitialised output never leaks in;
+//! - the kernels never allocate once their workspaces exist (an LU workspace is sized for
+//!   one dimension up front).
+
+use crate::matrix::{MatMut, MatRef};
+use crate::scalar::Scalar;
+
+/// Whether an operand of a product is transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trans {
+    /// Use the matrix as it is.
+    No,
+    /// Use its transpose.
+    Yes,
+}
+
+impl Trans {
+    /// The shape `(rows, cols)` of `op(A)` for a matrix of shape `(r, c)`.
+    #[inline]
+    pub fn shape(self, r: usize, c: usize) -> (usize, usize) {
+        match self {
+            Trans::No => (r, c),
+            Trans::Yes => (c, r),
+        }
+    }
+}
+
+/// How many threads a backend may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Threads {
+    /// The backend chooses by problem size (sequential for small products, where thread
+    /// start-up costs more than it saves). This is the default.
+    #[default]
+    Auto,
+    /// Exactly this many threads (`1` is sequential).
+    Fixed(usize),
+}
+
+impl Threads {
+    /// Parses `"auto"` or a positive integer.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Some(Threads::Auto);
+        }
+        match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Some(Threads::Fixed(n)),
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for Threads {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Threads::Auto => write!(f, "auto"),
+            Threads::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `log|det A|` and the sign of `det A`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogDet<T> {
+    /// `ln|det A|` (`-inf` for a singular matrix).
+    pub log_abs: T,
+    /// `+1`, `-1`, or `0` for a singular matrix.
+    pub sign: T,
+}
+
+impl<T: Scalar> LogDet<T> {
+    /// Whether the factored matrix was exactly singular (a zero pivot).
+    pub fn is_singular(&self) -> bool {
+        self.sign == T::zero()
+    }
+}
+
+/// The dense kernels relgrad needs, for one scalar type.
+///
+/// Implemented by `relgrad-faer`, `relgrad-nalgebra` and `relgrad-blas`; a new backend
+/// implements these five methods and runs the shared conformance suite in `tests/`.
+pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
+    /// Workspace for LU factorisations of one size: the factors, the pivots and any
+    /// scratch memory the backend needs. Created once by [`Backend::lu_workspace`].
+    type Lu: Send;
+
+    /// A short name, e.g. `"faer"`.
+    fn name(&self) -> &'static str;
+
+    /// The threading setting this backend was created with.
+    fn threads(&self) -> Threads;
+
+    /// `C = alpha op(A) op(B) + beta C`, with `op(A)` of shape `m x k`, `op(B)` `k x n`
+    /// and `C` `m x n`. If `beta == 0`, `C` is not read. Panics on mismatched shapes.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        alpha: T,
+        a: MatRef<'_, T>,
+        ta: Trans,
+        b: MatRef<'_, T>,
+        tb: Trans,
+        beta: T,
+        c: MatMut<'_, T>,
+    );
+
+    /// A workspace for LU factorisations of `n x n` matrices.
+    fn lu_workspace(&self, n: usize) -> Self::Lu;
+
+    /// Factors the square matrix `a` (copied into the workspace; `a` is untouched) with
+    /// partial pivoting and returns its log-determinant. A zero pivot gives
+    /// `sign == 0`, `log_abs == -inf`; solve and inverse are then meaningless.
+    fn lu_factor(&self, a: MatRef<'_, T>, lu: &mut Self::Lu) -> LogDet<T>;
+
+    /// Overwrites `b` (`n x k`) with `A^{-1} b`, for the `A` last factored in `lu`.
+    fn lu_solve(&self, lu: &mut Self::Lu, b: MatMut<'_, T>);
+
+    /// Writes `A^{-1}` into `out` (`n x n`), for the `A` last factored in `lu`.
+    fn lu_inverse(&self, lu: &mut Self::Lu, out: MatMut<'_, T>);
+}
+
+/// Checks the shapes of a `gemm` call and returns `(m, n, k)`. Backends call this first so
+/// that every one of them rejects a mismatch the same way.
+pub fn gemm_shapes<T: Scalar>(
+    a: &MatRef<'_, T>,
+    ta: Trans,
+    b: &MatRef<'_, T>,
+    tb: Trans,
+    c: &MatMut<'_, T>,
+) -> (usize, usize, usize) {
+    let (m, k) = ta.shape(a.rows(), a.cols());
+    let (k2, n) = tb.shape(b.rows(), b.cols());
+    assert!(
+        k == k2 && c.rows() == m && c.cols() == n,
+        "gemm: shapes do not match: op(A) {m}x{k}, op(B) {k2}x{n}, C {}x{}",
+        c.rows(),
+        c.cols()
+    );
+    (m, n, k)
+}
+
+/// Sets every element of `c` to `beta * c` (with `beta == 0` writing zeros without
+/// reading). A helper for backends whose product only accumulates.
+pub fn scale_in_place<T: Scalar>(mut c: MatMut<'_, T>, beta: T) {
+    if beta == T::zero() {
+        c.fill(T::zero());
+    } else if beta != T::one() {
+        for i in 0..c.rows() {
+            for v in c.row_mut(i) {
+                *v *= beta;
+            }
+        }
+    }
+}

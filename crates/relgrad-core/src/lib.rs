@@ -1,0 +1,57 @@
+//! # relgrad-core
+//!
+//! Exact maximum-likelihood training of invertible, fully connected neural networks
+//! (deep density models, nonlinear ICA) with the **relative gradient** (Gresele et al.,
+//! NeurIPS 2020): a training step costs `O(B D^2)` like ordinary backpropagation, instead
+//! of the `O(D^3)` that the log-determinant's gradient `W^{-T}` needs.
+//!
+//! This crate is backend-agnostic: the dense kernels come from a type implementing
+//! [`Backend`] (faer, nalgebra or OpenBLAS through the `relgrad-*` crates). Everything
+//! else, the model, activations, densities, gradients, optimizers and the training loop,
+//! lives here.
+//!
+//! | concept | module |
+//! |---|---|
+//! | scalars (`f32`, `f64`) | [`scalar`] |
+//! | row-major matrices and views | [`matrix`] |
+//! | the backend trait | [`backend`] |
+//! | activations and their inverses | [`activation`] |
+//! | base densities | [`density`] |
+//! | the invertible MLP: `forward`, `log_prob`, `inverse`, `sample` | [`mlp`] |
+//! | initialisations | [`init`] |
+//! | relative and naive gradients | [`gradient`] |
+//! | preallocated step buffers | [`workspace`] |
+//! | SGD and Adam | [`optim`] |
+//! | epochs, validation, early stopping | [`train`] |
+//! | the best full-covariance Gaussian (a reference model) | [`gaussian`] |
+//! | small dense helpers (Cholesky, orthogonalisation) | [`linalg`] |
+
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod backend;
+pub mod density;
+pub mod error;
+pub mod gaussian;
+pub mod gradient;
+pub mod init;
+pub mod linalg;
+pub mod matrix;
+pub mod mlp;
+pub mod optim;
+pub mod scalar;
+pub mod train;
+pub mod workspace;
+
+pub use activation::Activation;
+pub use backend::{Backend, LogDet, Threads, Trans};
+pub use density::BaseDensity;
+pub use error::{Error, Result};
+pub use gradient::{gradient, naive_gradient, relative_gradient, GradientKind};
+pub use init::Init;
+pub use matrix::{Mat, MatMut, MatRef};
+pub use mlp::{InvertibleMlp, Layer};
+pub use optim::{Optimizer, OptimizerState};
+pub use scalar::Scalar;
+pub use train::{EpochMetrics, History, TrainConfig, TrainEvent, Trainer};
+pub use workspace::{Gradient, Workspace};

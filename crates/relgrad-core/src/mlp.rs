@@ -1,0 +1,348 @@
+//! The invertible fully connected network and the user's verbs: `forward`, `log_prob`,
+//! `inverse`, `sample`.
+//!
+//! With `H_0 = X`, layer `l` computes `Y_l = H_{l-1} W_l + 1 b_l^T`, then
+//! `H_l = sigma(Y_l)` for every layer but the last, whose output `Z = Y_L` is the latent.
+//! The exact per-sample log-likelihood is
+//! `sum_j ln p(z_j) + sum_{l<L} sum_j ln sigma'(y_{l,j}) + sum_l ln|det W_l|`.
+
+use rand::Rng;
+
+use crate::activation::Activation;
+use crate::backend::{Backend, LogDet, Trans};
+use crate::density::BaseDensity;
+use crate::error::{Error, Result};
+use crate::matrix::{Mat, MatRef};
+use crate::scalar::Scalar;
+
+/// One square affine layer, applied as `y = x W + b`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer<T> {
+    /// The `D x D` weight, row-major.
+    pub weight: Mat<T>,
+    /// The length-`D` bias (all zeros, and never trained, when the model has no biases).
+    pub bias: Vec<T>,
+}
+
+/// An invertible multilayer perceptron: `L >= 1` square layers of dimension `D`,
+/// an activation between layers and none after the last, and a factorised base density.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvertibleMlp<T> {
+    dim: usize,
+    layers: Vec<Layer<T>>,
+    activation: Activation,
+    base: BaseDensity,
+    use_bias: bool,
+}
+
+/// Rows evaluated at a time by the evaluation verbs (bounds their memory).
+pub const EVAL_CHUNK: usize = 1024;
+
+impl<T: Scalar> InvertibleMlp<T> {
+    /// A model from explicit layers. Every weight must be `D x D` and every bias of
+    /// length `D`; with `use_bias == false` the biases must be zero.
+    pub fn from_layers(
+        layers: Vec<Layer<T>>,
+        activation: Activation,
+        base: BaseDensity,
+        use_bias: bool,
+    ) -> Result<Self> {
+        let dim = layers
+            .first()
+            .map(|l| l.weight.rows())
+            .ok_or_else(|| Error::InvalidConfig("a model needs at least one layer".into()))?;
+        if dim == 0 {
+            return Err(Error::InvalidConfig("the dimension must be at least 1".into()));
+        }
+        activation.validate().map_err(Error::InvalidConfig)?;
+        for (i, l) in layers.iter().enumerate() {
+            if l.weight.rows() != dim || l.weight.cols() != dim || l.bias.len() != dim {
+                return Err(Error::InvalidConfig(format!(
+                    "layer {i}: weight is {}x{} and bias has length {}, expected {dim}x{dim} and {dim}",
+                    l.weight.rows(),
+                    l.weight.cols(),
+                    l.bias.len()
+                )));
+            }
+            if !use_bias && l.bias.iter().any(|&b| b != T::zero()) {
+                return Err(Error::InvalidConfig(format!(
+                    "layer {i} has a non-zero bias but the model has no biases"
+                )));
+            }
+        }
+        Ok(Self {
+            dim,
+            layers,
+            activation,
+            base,
+            use_bias,
+        })
+    }
+
+    /// A model whose layers are all the identity with zero bias (see [`crate::init`] for
+    /// the useful starting points).
+    pub fn identity(
+        dim: usize,
+        n_layers: usize,
+        activation: Activation,
+        base: BaseDensity,
+        use_bias: bool,
+    ) -> Result<Self> {
+        if n_layers == 0 {
+            return Err(Error::InvalidConfig("a model needs at least one layer".into()));
+        }
+        let layers = (0..n_layers)
+            .map(|_| Layer {
+                weight: Mat::identity(dim),
+                bias: vec![T::zero(); dim],
+            })
+            .collect();
+        Self::from_layers(layers, activation, base, use_bias)
+    }
+
+    /// The dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The number of layers `L`.
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+    /// The layers.
+    pub fn layers(&self) -> &[Layer<T>] {
+        &self.layers
+    }
+    /// The layers, mutably (shapes must be kept).
+    pub fn layers_mut(&mut self) -> &mut [Layer<T>] {
+        &mut self.layers
+    }
+    /// The activation between layers.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+    /// The base density of the latents.
+    pub fn base(&self) -> BaseDensity {
+        self.base
+    }
+    /// Whether the layers have (trainable) biases.
+    pub fn use_bias(&self) -> bool {
+        self.use_bias
+    }
+    /// The number of trainable scalars.
+    pub fn n_parameters(&self) -> usize {
+        self.layers.len() * self.dim * (self.dim + usize::from(self.use_bias))
+    }
+
+    /// Copies every parameter from `other` (same shapes) without allocating.
+    pub fn copy_parameters_from(&mut self, other: &Self) {
+        for (dst, src) in self.layers.iter_mut().zip(&other.layers) {
+            dst.weight.as_mut_slice().copy_from_slice(src.weight.as_slice());
+            dst.bias.copy_from_slice(&src.bias);
+        }
+    }
+
+    /// Whether every parameter is finite.
+    pub fn is_finite(&self) -> bool {
+        self.layers.iter().all(|l| {
+            l.weight.as_slice().iter().all(|v| v.is_finite()) && l.bias.iter().all(|v| v.is_finite())
+        })
+    }
+
+    /// Converts the model to another precision.
+    pub fn cast<U: Scalar>(&self) -> InvertibleMlp<U> {
+        InvertibleMlp {
+            dim: self.dim,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weight: l.weight.cast(),
+                    bias: l.bias.iter().map(|&b| U::from_f64c(b.to_f64c())).collect(),
+                })
+                .collect(),
+            activation: self.activation,
+            base: self.base,
+            use_bias: self.use_bias,
+        }
+    }
+
+    fn check_dim(&self, cols: usize) -> Result<()> {
+        if cols != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                found: cols,
+            });
+        }
+        Ok(())
+    }
+
+    /// `ln|det W_l|` (and sign) of every layer, by LU with partial pivoting.
+    pub fn log_dets<B: Backend<T>>(&self, backend: &B) -> Vec<LogDet<T>> {
+        let mut lu = backend.lu_workspace(self.dim);
+        self.layers
+            .iter()
+            .map(|l| backend.lu_factor(l.weight.as_ref(), &mut lu))
+            .collect()
+    }
+
+    /// `sum_l ln|det W_l|`, or [`Error::Singular`] naming the first singular layer.
+    pub fn log_det_total<B: Backend<T>>(&self, backend: &B) -> Result<T> {
+        let mut total = T::zero();
+        for (layer, ld) in self.log_dets(backend).into_iter().enumerate() {
+            if ld.is_singular() || !ld.log_abs.is_finite() {
+                return Err(Error::Singular { layer });
+            }
+            total += ld.log_abs;
+        }
+        Ok(total)
+    }
+
+    /// Runs rows `x` through layer `l`'s affine map into `out` (same shape).
+    fn affine<B: Backend<T>>(&self, backend: &B, l: usize, x: MatRef<'_, T>, out: &mut Mat<T>) {
+        let n = x.rows();
+        let layer = &self.layers[l];
+        let mut o = out.top_mut(n);
+        backend.gemm(T::one(), x, Trans::No, layer.weight.as_ref(), Trans::No, T::zero(), o.rb_mut());
+        if self.use_bias {
+            for i in 0..n {
+                for (v, &b) in o.row_mut(i).iter_mut().zip(&layer.bias) {
+                    *v += b;
+                }
+            }
+        }
+    }
+
+    /// Core of the evaluation verbs: pushes `x` through the network chunk by chunk,
+    /// calling `sink(first_row, z_chunk, sum_ln_sigma_prime_per_row)`.
+    fn run_forward<B: Backend<T>>(
+        &self,
+        backend: &B,
+        x: MatRef<'_, T>,
+        mut sink: impl FnMut(usize, MatRef<'_, T>, &[T]),
+    ) -> Result<()> {
+        self.check_dim(x.cols())?;
+        let chunk = x.rows().clamp(1, EVAL_CHUNK);
+        let mut a = Mat::zeros(chunk, self.dim);
+        let mut b = Mat::zeros(chunk, self.dim);
+        let mut logd = vec![T::zero(); chunk];
+        let n_layers = self.layers.len();
+        let mut start = 0;
+        while start < x.rows() {
+            let end = (start + chunk).min(x.rows());
+            let n = end - start;
+            logd[..n].fill(T::zero());
+            self.affine(backend, 0, x.rows_range(start, end), &mut a);
+            for l in 1..n_layers {
+                for i in 0..n {
+                    let (y, h) = (a.row(i), b.row_mut(i));
+                    logd[i] += self.activation.forward_eval(y, h);
+                }
+                let (src, dst) = (&b, &mut a);
+                self.affine(backend, l, src.top(n), dst);
+            }
+            sink(start, a.top(n), &logd[..n]);
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Maps data to latents, `z = f(x)`, row by row.
+    pub fn forward<B: Backend<T>>(&self, backend: &B, x: MatRef<'_, T>) -> Result<Mat<T>> {
+        let mut z = Mat::zeros(x.rows(), self.dim);
+        self.run_forward(backend, x, |start, zc, _| {
+            let (n, d) = (zc.rows(), zc.cols());
+            z.as_mut_slice()[start * d..(start + n) * d].copy_from_slice(&zc.as_slice()[..n * d]);
+        })?;
+        Ok(z)
+    }
+
+    /// The exact log-density `ln p(x)` of every row (nats), with LU log-determinants.
+    pub fn log_prob<B: Backend<T>>(&self, backend: &B, x: MatRef<'_, T>) -> Result<Vec<T>> {
+        let mut out = vec![T::zero(); x.rows()];
+        self.log_prob_into(backend, x, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`InvertibleMlp::log_prob`] into a caller-owned slice of length `x.rows()`.
+    pub fn log_prob_into<B: Backend<T>>(
+        &self,
+        backend: &B,
+        x: MatRef<'_, T>,
+        out: &mut [T],
+    ) -> Result<()> {
+        assert_eq!(out.len(), x.rows(), "log_prob_into: output length");
+        self.check_dim(x.cols())?;
+        let logdet = self.log_det_total(backend)?;
+        let base = self.base;
+        self.run_forward(backend, x, |start, z, logd| {
+            for i in 0..z.rows() {
+                out[start + i] = base.log_prob_sum(z.row(i)) + logd[i] + logdet;
+            }
+        })
+    }
+
+    /// The mean log-likelihood of the rows of `x` (nats per sample), accumulated in `f64`.
+    pub fn mean_log_likelihood<B: Backend<T>>(&self, backend: &B, x: MatRef<'_, T>) -> Result<f64> {
+        if x.rows() == 0 {
+            return Err(Error::NotEnoughData("no rows to evaluate".into()));
+        }
+        let lp = self.log_prob(backend, x)?;
+        Ok(lp.iter().map(|v| v.to_f64c()).sum::<f64>() / lp.len() as f64)
+    }
+
+    /// Maps latents back to data, `x = f^{-1}(z)`: exact up to round-off.
+    pub fn inverse<B: Backend<T>>(&self, backend: &B, z: MatRef<'_, T>) -> Result<Mat<T>> {
+        self.check_dim(z.cols())?;
+        let d = self.dim;
+        let mut lu = backend.lu_workspace(d);
+        let mut inverses = Vec::with_capacity(self.layers.len());
+        for (layer, l) in self.layers.iter().enumerate() {
+            let ld = backend.lu_factor(l.weight.as_ref(), &mut lu);
+            if ld.is_singular() {
+                return Err(Error::Singular { layer });
+            }
+            let mut inv = Mat::zeros(d, d);
+            backend.lu_inverse(&mut lu, inv.as_mut());
+            inverses.push(inv);
+        }
+        let n = z.rows();
+        let mut cur = z.to_owned();
+        let mut next = Mat::zeros(n, d);
+        for l in (0..self.layers.len()).rev() {
+            if self.use_bias {
+                for i in 0..n {
+                    for (v, &b) in cur.row_mut(i).iter_mut().zip(&self.layers[l].bias) {
+                        *v -= b;
+                    }
+                }
+            }
+            backend.gemm(
+                T::one(),
+                cur.as_ref(),
+                Trans::No,
+                inverses[l].as_ref(),
+                Trans::No,
+                T::zero(),
+                next.as_mut(),
+            );
+            if l > 0 {
+                for v in next.as_mut_slice() {
+                    *v = self.activation.inverse(*v);
+                }
+            }
+            core::mem::swap(&mut cur, &mut next);
+        }
+        Ok(cur)
+    }
+
+    /// Draws `n` exact samples: latents from the base density, mapped through the inverse.
+    pub fn sample<B: Backend<T>, R: Rng + ?Sized>(
+        &self,
+        backend: &B,
+        n: usize,
+        rng: &mut R,
+    ) -> Result<Mat<T>> {
+        let z = Mat::from_fn(n, self.dim, |_, _| self.base.sample(rng));
+        self.inverse(backend, z.as_ref())
+    }
+}

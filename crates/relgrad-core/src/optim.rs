@@ -1,0 +1,205 @@
+//! Optimizers that follow an ascent direction (the relative or the naive gradient):
+//! SGD with optional momentum, and Adam. Their state is allocated once, when made.
+
+use crate::mlp::InvertibleMlp;
+use crate::scalar::Scalar;
+use crate::workspace::Gradient;
+
+/// An optimizer and its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// `p += lr * v`, `v = momentum * v + g` (plain gradient ascent when `momentum == 0`).
+    Sgd {
+        /// Learning rate.
+        lr: f64,
+        /// Heavy-ball momentum in `[0, 1)`.
+        momentum: f64,
+    },
+    /// Adam (Kingma and Ba) with bias correction, fed the ascent direction.
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator offset.
+        eps: f64,
+    },
+}
+
+impl Optimizer {
+    /// Adam with the usual defaults (`beta1 = 0.9`, `beta2 = 0.999`, `eps = 1e-8`).
+    pub fn adam(lr: f64) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
+    /// Plain SGD (no momentum).
+    pub fn sgd(lr: f64) -> Self {
+        Optimizer::Sgd { lr, momentum: 0.0 }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// `"sgd"` or `"adam"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Adam { .. } => "adam",
+        }
+    }
+
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        let lr = self.lr();
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("the learning rate must be positive, got {lr}"));
+        }
+        match *self {
+            Optimizer::Sgd { momentum, .. } if !(0.0..1.0).contains(&momentum) => {
+                Err(format!("momentum must be in [0, 1), got {momentum}"))
+            }
+            Optimizer::Adam {
+                beta1, beta2, eps, ..
+            } if !((0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2) && eps > 0.0) => {
+                Err("Adam needs 0 <= beta1, beta2 < 1 and eps > 0".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An optimizer with its per-parameter state, sized for one model shape.
+#[derive(Clone, Debug)]
+pub struct OptimizerState<T> {
+    optimizer: Optimizer,
+    step: u64,
+    /// First moments (Adam) or velocities (SGD with momentum): one buffer per tensor.
+    m: Vec<Vec<T>>,
+    /// Second moments (Adam only).
+    v: Vec<Vec<T>>,
+}
+
+impl<T: Scalar> OptimizerState<T> {
+    /// State for `model`'s shape.
+    pub fn new(optimizer: Optimizer, model: &InvertibleMlp<T>) -> Self {
+        let sizes: Vec<usize> = model
+            .layers()
+            .iter()
+            .flat_map(|l| [l.weight.as_slice().len(), l.bias.len()])
+            .collect();
+        let zeros = |on: bool| -> Vec<Vec<T>> {
+            if on {
+                sizes.iter().map(|&s| vec![T::zero(); s]).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let (m_on, v_on) = match optimizer {
+            Optimizer::Sgd { momentum, .. } => (momentum > 0.0, false),
+            Optimizer::Adam { .. } => (true, true),
+        };
+        Self {
+            optimizer,
+            step: 0,
+            m: zeros(m_on),
+            v: zeros(v_on),
+        }
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> Optimizer {
+        self.optimizer
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The state buffers (first moments, second moments), for checkpoints.
+    pub fn buffers(&self) -> (&[Vec<T>], &[Vec<T>]) {
+        (&self.m, &self.v)
+    }
+
+    /// Restores a checkpointed state; `false` (and no change) if the shapes differ.
+    pub fn restore(&mut self, step: u64, m: Vec<Vec<T>>, v: Vec<Vec<T>>) -> bool {
+        let same = |a: &[Vec<T>], b: &[Vec<T>]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.len() == y.len())
+        };
+        if !same(&self.m, &m) || !same(&self.v, &v) {
+            return false;
+        }
+        self.step = step;
+        self.m = m;
+        self.v = v;
+        true
+    }
+
+    /// Moves `model` along the ascent direction `dir` (a gradient to *maximise*).
+    /// Biases are left alone when the model has none. Allocates nothing.
+    pub fn step(&mut self, model: &mut InvertibleMlp<T>, dir: &Gradient<T>) {
+        self.step += 1;
+        let use_bias = model.use_bias();
+        let t = self.step;
+        let opt = self.optimizer;
+        for (l, layer) in model.layers_mut().iter_mut().enumerate() {
+            let pairs = [
+                (2 * l, layer.weight.as_mut_slice(), dir.weights[l].as_slice()),
+                (2 * l + 1, layer.bias.as_mut_slice(), dir.biases[l].as_slice()),
+            ];
+            for (slot, p, g) in pairs {
+                if slot % 2 == 1 && !use_bias {
+                    continue;
+                }
+                match opt {
+                    Optimizer::Sgd { lr, momentum } => {
+                        let lr = T::from_f64c(lr);
+                        if momentum > 0.0 {
+                            let mu = T::from_f64c(momentum);
+                            for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(self.m[slot].iter_mut()) {
+                                *vi = mu * *vi + gi;
+                                *pi += lr * *vi;
+                            }
+                        } else {
+                            for (pi, &gi) in p.iter_mut().zip(g) {
+                                *pi += lr * gi;
+                            }
+                        }
+                    }
+                    Optimizer::Adam {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                    } => {
+                        // Bias corrections folded into the step size, as in the paper
+                        // by Kingma and Ba (section 2, last paragraph).
+                        let bc1 = 1.0 - beta1.powf(t as f64);
+                        let bc2 = 1.0 - beta2.powf(t as f64);
+                        let step = T::from_f64c(lr * bc2.sqrt() / bc1);
+                        let eps_hat = T::from_f64c(eps * bc2.sqrt());
+                        let (b1, b2) = (T::from_f64c(beta1), T::from_f64c(beta2));
+                        let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
+                        let (m, v) = (&mut self.m[slot], &mut self.v[slot]);
+                        for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                            *mi = b1 * *mi + one_b1 * gi;
+                            *vi = b2 * *vi + one_b2 * gi * gi;
+                            *pi += step * *mi / (vi.sqrt() + eps_hat);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

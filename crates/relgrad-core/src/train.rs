@@ -1,0 +1,376 @@
+//! The training loop: epochs over shuffled mini-batches, validation every epoch,
+//! look-ahead early stopping that restores the best parameters, divergence handling.
+//!
+//! Protocol (as in the paper): the starting parameters are evaluated as epoch 0; after
+//! every epoch the validation log-likelihood is computed; the best parameters so far are
+//! kept; training stops when `look_ahead` epochs pass without improvement, and the best
+//! parameters are restored. So training never returns a model that is worse on validation
+//! than its start. A non-finite log-likelihood or parameter stops training with
+//! [`Error::Diverged`], again with the best parameters restored.
+//!
+//! Shuffling is seeded per epoch from `(seed, epoch)`, so a run continued from a
+//! checkpoint of epoch `k` visits the same batches as an uninterrupted one.
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::gradient::{gradient, GradientKind};
+use crate::matrix::{Mat, MatRef};
+use crate::mlp::InvertibleMlp;
+use crate::optim::{Optimizer, OptimizerState};
+use crate::scalar::Scalar;
+use crate::workspace::Workspace;
+
+/// Training settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// The optimizer and its hyper-parameters.
+    pub optimizer: Optimizer,
+    /// Rows per mini-batch (the last batch of an epoch may be smaller). A batch size of at
+    /// least the number of rows is full-batch training.
+    pub batch_size: usize,
+    /// The maximum number of epochs.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation log-likelihood
+    /// (`None`: run all epochs; the best parameters are still restored).
+    pub look_ahead: Option<usize>,
+    /// Seed of the per-epoch shuffles.
+    pub seed: u64,
+    /// Whether to shuffle rows every epoch.
+    pub shuffle: bool,
+    /// Which gradient drives the optimizer.
+    pub gradient: GradientKind,
+    /// Rows of the training set (a prefix) whose exact log-likelihood is reported after
+    /// every epoch (`0`: do not report).
+    pub train_eval_rows: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: Optimizer::adam(1e-3),
+            batch_size: 100,
+            epochs: 100,
+            look_ahead: Some(10),
+            seed: 0,
+            shuffle: true,
+            gradient: GradientKind::Relative,
+            train_eval_rows: 10_000,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate().map_err(Error::InvalidConfig)?;
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig("the batch size must be at least 1".into()));
+        }
+        if self.look_ahead == Some(0) {
+            return Err(Error::InvalidConfig("the look-ahead must be at least 1 epoch".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Metrics of one epoch (epoch 0 is the starting point, before any step).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// The epoch, 0 for the starting parameters.
+    pub epoch: usize,
+    /// Mean log-likelihood of (a prefix of) the training set, nats.
+    pub train_ll: Option<f64>,
+    /// Mean validation log-likelihood, nats.
+    pub val_ll: Option<f64>,
+    /// Wall-clock seconds of the epoch's steps.
+    pub seconds: f64,
+    /// Optimizer steps in the epoch.
+    pub steps: usize,
+}
+
+/// The per-epoch record of a training run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// One entry per evaluated epoch, starting with epoch 0.
+    pub epochs: Vec<EpochMetrics>,
+    /// The epoch whose parameters are the result.
+    pub best_epoch: usize,
+    /// Whether the look-ahead stopped training before the last epoch.
+    pub stopped_early: bool,
+}
+
+impl History {
+    /// The metrics of the best epoch.
+    pub fn best(&self) -> Option<&EpochMetrics> {
+        self.epochs.iter().find(|m| m.epoch == self.best_epoch)
+    }
+}
+
+/// What the training loop reports as it goes (for progress bars and logs).
+#[derive(Clone, Debug)]
+pub enum TrainEvent<'a> {
+    /// One optimizer step finished.
+    Step {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// Steps done in this epoch.
+        step: usize,
+        /// Steps per epoch.
+        steps_per_epoch: usize,
+        /// Rows processed in this step.
+        rows: usize,
+    },
+    /// An epoch (or the starting evaluation, epoch 0) was evaluated.
+    Epoch(&'a EpochMetrics),
+}
+
+/// A training run in progress: optimizer state, buffers, the best parameters and the
+/// history. Made once; [`Trainer::fit`] runs epochs without allocating per step.
+pub struct Trainer<T: Scalar, B: Backend<T>> {
+    config: TrainConfig,
+    backend: B,
+    state: OptimizerState<T>,
+    ws: Workspace<T, B>,
+    best: InvertibleMlp<T>,
+    best_score: f64,
+    history: History,
+    order: Vec<usize>,
+    batch: Mat<T>,
+}
+
+/// The checkpointable part of a [`Trainer`].
+#[derive(Clone, Debug)]
+pub struct TrainerState<T> {
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Optimizer buffers (first moments or velocities).
+    pub m: Vec<Vec<T>>,
+    /// Optimizer buffers (second moments).
+    pub v: Vec<Vec<T>>,
+    /// The best parameters so far.
+    pub best: InvertibleMlp<T>,
+    /// The history so far.
+    pub history: History,
+}
+
+impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
+    /// A trainer for `model` (its shape and starting parameters) on `n_train` rows.
+    pub fn new(model: &InvertibleMlp<T>, backend: B, config: TrainConfig, n_train: usize) -> Result<Self> {
+        config.validate()?;
+        if n_train == 0 {
+            return Err(Error::NotEnoughData("the training set is empty".into()));
+        }
+        let cap = config.batch_size.min(n_train);
+        Ok(Self {
+            state: OptimizerState::new(config.optimizer, model),
+            ws: Workspace::new(model, cap),
+            best: model.clone(),
+            best_score: f64::NEG_INFINITY,
+            history: History::default(),
+            order: (0..n_train).collect(),
+            batch: Mat::zeros(cap, model.dim()),
+            config,
+            backend,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The history so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The epochs completed so far.
+    pub fn epochs_done(&self) -> usize {
+        self.history.epochs.last().map_or(0, |m| m.epoch)
+    }
+
+    /// A copy of the checkpointable state.
+    pub fn state(&self) -> TrainerState<T> {
+        let (m, v) = self.state.buffers();
+        TrainerState {
+            steps: self.state.steps(),
+            m: m.to_vec(),
+            v: v.to_vec(),
+            best: self.best.clone(),
+            history: self.history.clone(),
+        }
+    }
+
+    /// Restores a checkpointed state (from the same model shape and settings).
+    pub fn restore(&mut self, st: TrainerState<T>) -> Result<()> {
+        if st.best.dim() != self.best.dim() || st.best.n_layers() != self.best.n_layers() {
+            return Err(Error::InvalidConfig("the checkpoint is for a different model shape".into()));
+        }
+        if !self.state.restore(st.steps, st.m, st.v) {
+            return Err(Error::InvalidConfig("the checkpoint's optimizer state does not fit".into()));
+        }
+        self.best_score = st
+            .history
+            .best()
+            .map(|m| m.val_ll.or(m.train_ll).unwrap_or(f64::NEG_INFINITY))
+            .unwrap_or(f64::NEG_INFINITY);
+        self.best = st.best;
+        self.history = st.history;
+        Ok(())
+    }
+
+    fn evaluate(&self, model: &InvertibleMlp<T>, train: MatRef<'_, T>, val: Option<MatRef<'_, T>>) -> (Option<f64>, Option<f64>) {
+        let ll = |x: MatRef<'_, T>| match model.mean_log_likelihood(&self.backend, x) {
+            Ok(v) => v,
+            Err(_) => f64::NAN,
+        };
+        let rows = self.config.train_eval_rows.min(train.rows());
+        let train_ll = (rows > 0).then(|| ll(train.top(rows)));
+        (train_ll, val.map(ll))
+    }
+
+    /// Records an epoch's metrics; returns whether it diverged.
+    fn record(
+        &mut self,
+        model: &InvertibleMlp<T>,
+        metrics: EpochMetrics,
+        on_event: &mut impl FnMut(TrainEvent<'_>),
+    ) -> bool {
+        let score = metrics.val_ll.or(metrics.train_ll);
+        let diverged = !model.is_finite() || score.is_some_and(|s| !s.is_finite());
+        if !diverged {
+            let s = score.unwrap_or(f64::INFINITY);
+            // Without any evaluation the latest parameters are the result.
+            if score.is_none() || s > self.best_score || self.history.epochs.is_empty() {
+                self.best_score = if score.is_none() { f64::NEG_INFINITY } else { s };
+                self.best.copy_parameters_from(model);
+                self.history.best_epoch = metrics.epoch;
+            }
+        }
+        self.history.epochs.push(metrics);
+        on_event(TrainEvent::Epoch(self.history.epochs.last().expect("just pushed")));
+        diverged
+    }
+
+    /// Trains `model` in place on the rows of `train`, validating on `val`, from the
+    /// current epoch up to `config.epochs`. On return `model` holds the best parameters.
+    pub fn fit(
+        &mut self,
+        model: &mut InvertibleMlp<T>,
+        train: MatRef<'_, T>,
+        val: Option<MatRef<'_, T>>,
+        mut on_event: impl FnMut(TrainEvent<'_>),
+    ) -> Result<&History> {
+        let d = model.dim();
+        for x in [Some(train), val].into_iter().flatten() {
+            if x.cols() != d {
+                return Err(Error::DimensionMismatch {
+                    expected: d,
+                    found: x.cols(),
+                });
+            }
+        }
+        if train.rows() != self.order.len() {
+            return Err(Error::InvalidConfig(format!(
+                "the trainer was made for {} training rows, got {}",
+                self.order.len(),
+                train.rows()
+            )));
+        }
+        if self.history.epochs.is_empty() {
+            let (train_ll, val_ll) = self.evaluate(model, train, val);
+            let m = EpochMetrics {
+                epoch: 0,
+                train_ll,
+                val_ll,
+                seconds: 0.0,
+                steps: 0,
+            };
+            if self.record(model, m, &mut on_event) {
+                return Err(Error::Diverged {
+                    epoch: 0,
+                    best_epoch: 0,
+                });
+            }
+        }
+        let n = train.rows();
+        let bs = self.batch.rows();
+        let steps_per_epoch = n.div_ceil(bs);
+        while self.epochs_done() < self.config.epochs {
+            let epoch = self.epochs_done() + 1;
+            if let Some(k) = self.config.look_ahead {
+                if val.is_some() && epoch > self.history.best_epoch + k {
+                    self.history.stopped_early = true;
+                    break;
+                }
+            }
+            let started = Instant::now();
+            if self.config.shuffle {
+                // Per-epoch seeding keeps resumed runs identical to uninterrupted ones.
+                self.order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+                let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                self.order.shuffle(&mut rng);
+            }
+            let mut bad_step = false;
+            for (step, rows) in self.order.chunks(bs).enumerate() {
+                let k = rows.len();
+                for (dst, &src) in rows.iter().enumerate() {
+                    self.batch.row_mut(dst).copy_from_slice(train.row(src));
+                }
+                gradient(self.config.gradient, model, &self.backend, self.batch.top(k), &mut self.ws)?;
+                if !self.ws.grad.max_abs().is_finite() {
+                    bad_step = true;
+                    break;
+                }
+                self.state.step(model, &self.ws.grad);
+                on_event(TrainEvent::Step {
+                    epoch,
+                    step: step + 1,
+                    steps_per_epoch,
+                    rows: k,
+                });
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let (train_ll, val_ll) = if bad_step {
+                (Some(f64::NAN), None)
+            } else {
+                self.evaluate(model, train, val)
+            };
+            let m = EpochMetrics {
+                epoch,
+                train_ll,
+                val_ll,
+                seconds,
+                steps: steps_per_epoch,
+            };
+            if self.record(model, m, &mut on_event) || bad_step {
+                model.copy_parameters_from(&self.best);
+                return Err(Error::Diverged {
+                    epoch,
+                    best_epoch: self.history.best_epoch,
+                });
+            }
+        }
+        model.copy_parameters_from(&self.best);
+        Ok(&self.history)
+    }
+}
+
+/// Trains `model` with `config` in one call: see [`Trainer`].
+pub fn train<T: Scalar, B: Backend<T>>(
+    model: &mut InvertibleMlp<T>,
+    backend: &B,
+    train: MatRef<'_, T>,
+    val: Option<MatRef<'_, T>>,
+    config: TrainConfig,
+) -> Result<History> {
+    let mut trainer = Trainer::new(model, backend.clone(), config, train.rows())?;
+    trainer.fit(model, train, val, |_| {})?;
+    Ok(trainer.history)
+}

@@ -1,0 +1,105 @@
+//! Preallocated buffers for the training step.
+//!
+//! A [`Workspace`] is sized once for a model shape and a largest batch; every gradient
+//! evaluation after that writes into its buffers and allocates nothing. Smaller batches
+//! use a prefix of the rows.
+
+use crate::backend::Backend;
+use crate::matrix::Mat;
+use crate::mlp::InvertibleMlp;
+use crate::scalar::Scalar;
+
+/// A gradient (or update direction) for every parameter of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradient<T> {
+    /// One `D x D` matrix per layer.
+    pub weights: Vec<Mat<T>>,
+    /// One length-`D` vector per layer (zeros for a model without biases).
+    pub biases: Vec<Vec<T>>,
+}
+
+impl<T: Scalar> Gradient<T> {
+    /// A zero gradient for `n_layers` layers of dimension `dim`.
+    pub fn zeros(dim: usize, n_layers: usize) -> Self {
+        Self {
+            weights: (0..n_layers).map(|_| Mat::zeros(dim, dim)).collect(),
+            biases: (0..n_layers).map(|_| vec![T::zero(); dim]).collect(),
+        }
+    }
+
+    /// The largest absolute entry.
+    pub fn max_abs(&self) -> T {
+        let w = self.weights.iter().flat_map(|m| m.as_slice().iter());
+        let b = self.biases.iter().flat_map(|v| v.iter());
+        w.chain(b).fold(T::zero(), |acc, &v| acc.max(v.abs()))
+    }
+}
+
+/// Buffers for forward and backward passes over batches of up to `capacity` rows.
+#[derive(Debug)]
+pub struct Workspace<T: Scalar, B: Backend<T>> {
+    pub(crate) capacity: usize,
+    pub(crate) dim: usize,
+    /// Pre-activations `Y_l`, one `capacity x D` matrix per layer.
+    pub(crate) y: Vec<Mat<T>>,
+    /// Activations `H_l = sigma(Y_l)` for `l < L`.
+    pub(crate) h: Vec<Mat<T>>,
+    /// `sigma'(Y_l)` for `l < L`.
+    pub(crate) dsig: Vec<Mat<T>>,
+    /// `sigma''(Y_l) / sigma'(Y_l)` for `l < L`.
+    pub(crate) kappa: Vec<Mat<T>>,
+    /// The backward signal `Delta_l` and a scratch buffer of the same shape.
+    pub(crate) delta: Mat<T>,
+    pub(crate) delta_tmp: Mat<T>,
+    /// `D x capacity` (for `W Y^T`) or `D x D` (for `Y^T Delta`), whichever is larger.
+    pub(crate) prod: Vec<T>,
+    /// A per-row vector (`1 + Y b`).
+    pub(crate) rowvec: Vec<T>,
+    /// LU workspace and inverse buffer, used by the naive gradient only (made on first use).
+    pub(crate) lu: Option<(B::Lu, Mat<T>)>,
+    /// The last computed gradient or update direction.
+    pub grad: Gradient<T>,
+}
+
+impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
+    /// Buffers for `model`'s shape and batches of up to `capacity` rows.
+    pub fn new(model: &InvertibleMlp<T>, capacity: usize) -> Self {
+        Self::with_shape(model.dim(), model.n_layers(), capacity)
+    }
+
+    /// Buffers for `n_layers` layers of dimension `dim` and batches of up to `capacity` rows.
+    pub fn with_shape(dim: usize, n_layers: usize, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let m = |k: usize| (0..k).map(|_| Mat::zeros(capacity, dim)).collect::<Vec<_>>();
+        let inner = n_layers.saturating_sub(1);
+        Self {
+            capacity,
+            dim,
+            y: m(n_layers),
+            h: m(inner),
+            dsig: m(inner),
+            kappa: m(inner),
+            delta: Mat::zeros(capacity, dim),
+            delta_tmp: Mat::zeros(capacity, dim),
+            prod: vec![T::zero(); dim * capacity.max(dim)],
+            rowvec: vec![T::zero(); capacity],
+            lu: None,
+            grad: Gradient::zeros(dim, n_layers),
+        }
+    }
+
+    /// The largest batch this workspace serves.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The latents `Z` of the last batch evaluated (its first `rows` rows are valid).
+    pub fn latents(&self) -> &Mat<T> {
+        self.y.last().expect("a workspace has at least one layer")
+    }
+
+    /// Whether this workspace fits `model` and a batch of `rows` rows.
+    pub fn fits(&self, model: &InvertibleMlp<T>, rows: usize) -> bool {
+        self.dim == model.dim() && self.y.len() == model.n_layers() && rows <= self.capacity
+    }
+}

@@ -1,0 +1,222 @@
+//! The faer backend for relgrad: products through `faer::linalg::matmul::matmul` and LU
+//! through faer's low-level partial-pivoting kernels, all on caller-owned memory with
+//! scratch sized up front, so nothing allocates after a workspace is made.
+//!
+//! Parallelism is explicit: [`Faer::new`] takes a [`Threads`] setting. With
+//! [`Threads::Auto`] (the default) small products run sequentially and large ones on
+//! two threads, because starting threads costs more than it saves below about
+//! `2 * 10^6` multiply-adds on the two-core machines this was tuned on (see
+//! `docs/benchmarks.md`).
+
+use dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::lu::partial_pivoting::{factor, inverse, solve};
+use faer::linalg::matmul::matmul;
+use faer::perm::PermRef;
+use faer::{Accum, MatMut as FMatMut, MatRef as FMatRef, Par};
+use relgrad_core::backend::{gemm_shapes, Backend, LogDet, Threads, Trans};
+use relgrad_core::matrix::{MatMut, MatRef};
+use relgrad_core::Scalar;
+
+/// Products with at least this many multiply-adds (`m * n * k`) use threads under
+/// [`Threads::Auto`].
+pub const AUTO_PARALLEL_MIN_FLOPS: usize = 2_000_000;
+
+/// The faer backend. Cheap to copy; holds only the threading setting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faer {
+    threads: Threads,
+}
+
+impl Faer {
+    /// A backend with the given threading setting.
+    pub fn new(threads: Threads) -> Self {
+        Self { threads }
+    }
+
+    /// A sequential backend.
+    pub fn sequential() -> Self {
+        Self::new(Threads::Fixed(1))
+    }
+
+    fn par(&self, work: usize) -> Par {
+        match self.threads {
+            Threads::Fixed(1) => Par::Seq,
+            Threads::Fixed(n) => Par::rayon(n),
+            Threads::Auto => {
+                let n = available_threads();
+                if n > 1 && work >= AUTO_PARALLEL_MIN_FLOPS {
+                    Par::rayon(n)
+                } else {
+                    Par::Seq
+                }
+            }
+        }
+    }
+}
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn view<'a, T: faer::traits::ComplexField>(m: MatRef<'a, T>, t: Trans) -> FMatRef<'a, T>
+where
+    T: Scalar,
+{
+    let v = FMatRef::from_row_major_slice_with_stride(m.as_slice(), m.rows(), m.cols(), m.stride());
+    match t {
+        Trans::No => v,
+        Trans::Yes => v.transpose(),
+    }
+}
+
+fn view_mut<'a, T: faer::traits::ComplexField + Scalar>(m: MatMut<'a, T>) -> FMatMut<'a, T> {
+    let (r, c, s) = (m.rows(), m.cols(), m.stride());
+    FMatMut::from_row_major_slice_with_stride_mut(m.into_slice(), r, c, s)
+}
+
+/// LU workspace for faer: the factors (column-major), both permutation arrays and the
+/// scratch memory of factor, solve and inverse.
+pub struct FaerLu<T> {
+    n: usize,
+    lu: Vec<T>,
+    perm: Vec<usize>,
+    perm_inv: Vec<usize>,
+    mem: MemBuffer,
+    rhs_cap: usize,
+    par: Par,
+}
+
+impl<T> core::fmt::Debug for FaerLu<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FaerLu").field("n", &self.n).finish_non_exhaustive()
+    }
+}
+
+
+macro_rules! impl_faer {
+    ($t:ty) => {
+        impl Backend<$t> for Faer {
+            type Lu = FaerLu<$t>;
+
+            fn name(&self) -> &'static str {
+                "faer"
+            }
+
+            fn threads(&self) -> Threads {
+                self.threads
+            }
+
+            fn gemm(
+                &self,
+                alpha: $t,
+                a: MatRef<'_, $t>,
+                ta: Trans,
+                b: MatRef<'_, $t>,
+                tb: Trans,
+                beta: $t,
+                mut c: MatMut<'_, $t>,
+            ) {
+                let (m, n, k) = gemm_shapes(&a, ta, &b, tb, &c);
+                if m == 0 || n == 0 {
+                    return;
+                }
+                let par = self.par(m * n * k);
+                let accum = if beta == 0.0 {
+                    Accum::Replace
+                } else {
+                    if beta != 1.0 {
+                        relgrad_core::backend::scale_in_place(c.rb_mut(), beta);
+                    }
+                    Accum::Add
+                };
+                if k == 0 {
+                    if beta == 0.0 {
+                        c.fill(0.0);
+                    }
+                    return;
+                }
+                matmul(view_mut(c), accum, view(a, ta), view(b, tb), alpha, par);
+            }
+
+            fn lu_workspace(&self, n: usize) -> FaerLu<$t> {
+                let par = self.par(n * n * n / 3);
+                let req = StackReq::any_of(&[
+                    factor::lu_in_place_scratch::<usize, $t>(n, n, par, Default::default()),
+                    solve::solve_in_place_scratch::<usize, $t>(n, n, par),
+                    inverse::inverse_scratch::<usize, $t>(n, par),
+                ]);
+                FaerLu {
+                    n,
+                    lu: vec![0.0; n * n],
+                    perm: vec![0; n],
+                    perm_inv: vec![0; n],
+                    mem: MemBuffer::new(req),
+                    rhs_cap: n,
+                    par,
+                }
+            }
+
+            fn lu_factor(&self, a: MatRef<'_, $t>, lu: &mut FaerLu<$t>) -> LogDet<$t> {
+                let n = lu.n;
+                assert!(a.rows() == n && a.cols() == n, "lu_factor: expected a {n}x{n} matrix");
+                // Store column-major: copy the transpose of the row-major rows.
+                for i in 0..n {
+                    let row = a.row(i);
+                    for j in 0..n {
+                        lu.lu[j * n + i] = row[j];
+                    }
+                }
+                let mut f = FMatMut::from_column_major_slice_mut(&mut lu.lu, n, n);
+                let (info, _) = factor::lu_in_place(
+                    f.as_mut(),
+                    &mut lu.perm,
+                    &mut lu.perm_inv,
+                    lu.par,
+                    MemStack::new(&mut lu.mem),
+                    Default::default(),
+                );
+                let mut log_abs: $t = 0.0;
+                let mut negative = info.transposition_count % 2 == 1;
+                for i in 0..n {
+                    let p = lu.lu[i * n + i];
+                    if p == 0.0 || !p.is_finite() {
+                        return LogDet { log_abs: <$t>::NEG_INFINITY, sign: 0.0 };
+                    }
+                    if p < 0.0 {
+                        negative = !negative;
+                    }
+                    log_abs += p.abs().ln();
+                }
+                LogDet { log_abs, sign: if negative { -1.0 } else { 1.0 } }
+            }
+
+            fn lu_solve(&self, lu: &mut FaerLu<$t>, b: MatMut<'_, $t>) {
+                let n = lu.n;
+                assert_eq!(b.rows(), n, "lu_solve: right-hand side has the wrong number of rows");
+                if b.cols() > lu.rhs_cap {
+                    // Only a right-hand side wider than any before grows the scratch.
+                    let req = StackReq::any_of(&[
+                        solve::solve_in_place_scratch::<usize, $t>(n, b.cols(), lu.par),
+                        inverse::inverse_scratch::<usize, $t>(n, lu.par),
+                    ]);
+                    lu.mem = MemBuffer::new(req);
+                    lu.rhs_cap = b.cols();
+                }
+                let f = FMatRef::from_column_major_slice(&lu.lu, n, n);
+                let perm = PermRef::new_checked(&lu.perm, &lu.perm_inv, n);
+                solve::solve_in_place(f, f, perm, view_mut(b), lu.par, MemStack::new(&mut lu.mem));
+            }
+
+            fn lu_inverse(&self, lu: &mut FaerLu<$t>, out: MatMut<'_, $t>) {
+                let n = lu.n;
+                assert!(out.rows() == n && out.cols() == n, "lu_inverse: output must be {n}x{n}");
+                let f = FMatRef::from_column_major_slice(&lu.lu, n, n);
+                let perm = PermRef::new_checked(&lu.perm, &lu.perm_inv, n);
+                inverse::inverse(view_mut(out), f, f, perm, lu.par, MemStack::new(&mut lu.mem));
+            }
+        }
+    };
+}
+
+impl_faer!(f32);
+impl_faer!(f64);

@@ -1,0 +1,1 @@
+//! Workspace test-suite package (no library code).
