@@ -71,7 +71,10 @@ where
 
 fn view_mut<'a, T: faer::traits::ComplexField + Scalar>(m: MatMut<'a, T>) -> FMatMut<'a, T> {
     let (r, c, s) = (m.rows(), m.cols(), m.stride());
-    FMatMut::from_row_major_slice_with_stride_mut(m.into_slice(), r, c, s)
+    // Not `from_row_major_slice_with_stride_mut`: in faer 0.24.4 it builds a
+    // column-major view (row stride 1), which writes out of bounds for strided data.
+    // The transpose of a column-major view is the row-major view we want.
+    FMatMut::from_column_major_slice_with_stride_mut(m.into_slice(), c, r, s).transpose_mut()
 }
 
 /// LU workspace for faer: the factors (column-major), both permutation arrays and the

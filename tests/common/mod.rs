@@ -1,0 +1,191 @@
+//! Shared helpers for the workspace tests: random well-conditioned models and data,
+//! independent reference formulas (spec oracles) and comparison utilities.
+#![allow(dead_code)]
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use relgrad::linalg::random_orthogonal;
+use relgrad::{Activation, BaseDensity, InvertibleMlp, Layer, Mat, Scalar};
+
+/// Every activation, with its usual parameter.
+pub const ACTIVATIONS: [Activation; 3] = [
+    Activation::SmoothLeakyRelu { alpha: 0.01 },
+    Activation::LeakyRelu { alpha: 0.2 },
+    Activation::TanhLinear { beta: 0.5 },
+];
+
+/// Every base density.
+pub const BASES: [BaseDensity; 3] = [BaseDensity::Normal, BaseDensity::Laplace, BaseDensity::Logistic];
+
+/// One random test problem.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub d: usize,
+    pub b: usize,
+    pub l: usize,
+    pub activation: Activation,
+    pub base: BaseDensity,
+    pub bias: bool,
+    pub seed: u64,
+}
+
+/// A proptest strategy over shapes (D 1..24, B 1..40, L 1..4), activations, densities,
+/// bias on/off and a seed for the numbers.
+pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
+    use proptest::prelude::*;
+    (1usize..=24, 1usize..=40, 1usize..=4, 0usize..3, 0usize..3, any::<bool>(), any::<u64>()).prop_map(
+        |(d, b, l, a, p, bias, seed)| Case {
+            d,
+            b,
+            l,
+            activation: ACTIVATIONS[a],
+            base: BASES[p],
+            bias,
+            seed,
+        },
+    )
+}
+
+/// A well-conditioned random matrix: `Q1 diag(s) Q2` with `s` in `[0.5, 2]`.
+pub fn well_conditioned<R: Rng>(d: usize, rng: &mut R) -> Mat<f64> {
+    let q1 = random_orthogonal(d, rng);
+    let q2 = random_orthogonal(d, rng);
+    let s: Vec<f64> = (0..d).map(|_| 0.5 * 4f64.powf(rng.random::<f64>())).collect();
+    Mat::from_fn(d, d, |i, j| (0..d).map(|k| q1.get(i, k) * s[k] * q2.get(k, j)).sum())
+}
+
+/// A random model and batch for `case`, in f64.
+pub fn model_and_data(case: &Case) -> (InvertibleMlp<f64>, Mat<f64>) {
+    let mut rng = StdRng::seed_from_u64(case.seed);
+    let layers = (0..case.l)
+        .map(|_| Layer {
+            weight: well_conditioned(case.d, &mut rng),
+            bias: (0..case.d)
+                .map(|_| if case.bias { 0.5 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng) } else { 0.0 })
+                .collect(),
+        })
+        .collect();
+    let model = InvertibleMlp::from_layers(layers, case.activation, case.base, case.bias).unwrap();
+    let x = Mat::from_fn(case.b, case.d, |_, _| StandardNormal.sample(&mut rng));
+    (model, x)
+}
+
+/// `max |a - b| / max(max |b|, floor)` over all elements.
+pub fn rel_err<T: Scalar, U: Scalar>(a: &[T], b: &[U], floor: f64) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(floor, |m, v| m.max(v.to_f64c().abs()));
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x.to_f64c() - y.to_f64c()).abs()))
+        / scale
+}
+
+/// Plain triple-loop product `A B` (the test's own, independent of every backend).
+pub fn matmul(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+    Mat::from_fn(a.rows(), b.cols(), |i, j| (0..a.cols()).map(|k| a.get(i, k) * b.get(k, j)).sum())
+}
+
+/// The spec's oracle for the relative gradient of one layer, from the Euclidean
+/// gradient `(gw, gb)`: `R_W = W W^T G_W + W b G_b^T`, `R_b = b^T W^T G_W + (1 + b^T b) G_b^T`.
+pub fn relative_from_euclidean(w: &Mat<f64>, b: &[f64], gw: &Mat<f64>, gb: &[f64]) -> (Mat<f64>, Vec<f64>) {
+    let d = w.rows();
+    let wwt = matmul(w, &w.transpose());
+    let wwtg = matmul(&wwt, gw);
+    let wb: Vec<f64> = (0..d).map(|i| (0..d).map(|k| w.get(i, k) * b[k]).sum()).collect();
+    let rw = Mat::from_fn(d, d, |i, j| wwtg.get(i, j) + wb[i] * gb[j]);
+    let btb: f64 = b.iter().map(|v| v * v).sum();
+    let rb = (0..d)
+        .map(|j| (0..d).map(|i| wb[i] * gw.get(i, j)).sum::<f64>() + (1.0 + btb) * gb[j])
+        .collect();
+    (rw, rb)
+}
+
+/// The mean log-likelihood `J` computed from scratch with plain loops and an independent
+/// log-determinant (Gaussian elimination with partial pivoting), plus the smallest
+/// distance of any kinked quantity (leaky-ReLU pre-activation, Laplace latent) from its
+/// kink, so finite differences can avoid kinks.
+pub fn reference_objective(model: &InvertibleMlp<f64>, x: &Mat<f64>) -> (f64, f64) {
+    let (n, d) = (x.rows(), x.cols());
+    let act = model.activation();
+    let mut total = 0.0;
+    let mut margin = f64::INFINITY;
+    let kinked_act = matches!(act, Activation::LeakyRelu { .. });
+    let kinked_base = model.base() == BaseDensity::Laplace;
+    for r in 0..n {
+        let mut h: Vec<f64> = x.row(r).to_vec();
+        for (l, layer) in model.layers().iter().enumerate() {
+            let mut y: Vec<f64> = (0..d)
+                .map(|j| (0..d).map(|k| h[k] * layer.weight.get(k, j)).sum::<f64>() + layer.bias[j])
+                .collect();
+            if l + 1 < model.n_layers() {
+                for v in &mut y {
+                    if kinked_act {
+                        margin = margin.min(v.abs());
+                    }
+                    total += act.log_derivative(*v);
+                    *v = act.eval(*v);
+                }
+            } else {
+                for v in &y {
+                    if kinked_base {
+                        margin = margin.min(v.abs());
+                    }
+                    total += model.base().log_prob(*v);
+                }
+            }
+            h = y;
+        }
+    }
+    let logdet: f64 = model.layers().iter().map(|l| log_abs_det(&l.weight)).sum();
+    (total / n as f64 + logdet, margin)
+}
+
+/// `ln|det A|` by Gaussian elimination with partial pivoting (independent of backends).
+pub fn log_abs_det(a: &Mat<f64>) -> f64 {
+    let n = a.rows();
+    let mut m = a.clone();
+    let mut acc = 0.0;
+    for k in 0..n {
+        let p = (k..n).max_by(|&i, &j| m.get(i, k).abs().total_cmp(&m.get(j, k).abs())).unwrap();
+        if p != k {
+            for j in 0..n {
+                let t = m.get(k, j);
+                m.set(k, j, m.get(p, j));
+                m.set(p, j, t);
+            }
+        }
+        let piv = m.get(k, k);
+        acc += piv.abs().ln();
+        for i in k + 1..n {
+            let f = m.get(i, k) / piv;
+            for j in k..n {
+                m.set(i, j, m.get(i, j) - f * m.get(k, j));
+            }
+        }
+    }
+    acc
+}
+
+/// The Amari distance between `P` and the set of scaled permutations, normalised to
+/// `[0, 1]`: zero exactly when `P` has one non-zero entry per row and column.
+pub fn amari_distance(p: &Mat<f64>) -> f64 {
+    let n = p.rows();
+    if n < 2 {
+        return 0.0;
+    }
+    let a = Mat::from_fn(n, n, |i, j| p.get(i, j).abs());
+    let rows: f64 = (0..n)
+        .map(|i| {
+            let r = a.row(i);
+            r.iter().sum::<f64>() / r.iter().cloned().fold(0.0, f64::max) - 1.0
+        })
+        .sum();
+    let cols: f64 = (0..n)
+        .map(|j| {
+            let col: Vec<f64> = (0..n).map(|i| a.get(i, j)).collect();
+            col.iter().sum::<f64>() / col.iter().cloned().fold(0.0, f64::max) - 1.0
+        })
+        .sum();
+    (rows + cols) / (2.0 * n as f64 * (n as f64 - 1.0))
+}
