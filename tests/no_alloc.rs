@@ -1,0 +1,156 @@
+//! The training step allocates nothing once its workspace exists: a counting global
+//! allocator watches gradient evaluations, optimizer steps and the trainer's steps.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use relgrad::{MatMut, MatRef, Trans, naive_gradient, relative_gradient, Backend, Faer, Optimizer, OptimizerState, Threads, TrainConfig, TrainEvent, Trainer, Workspace};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Set while a wrapped backend's product runs (see [`BackendOnly`]).
+static PAUSED: AtomicBool = AtomicBool::new(false);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !PAUSED.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !PAUSED.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::SeqCst)
+}
+
+/// Runs another backend but does not count what its products allocate: faer's threaded
+/// product allocates inside faer (thread coordination), which this isolates from
+/// relgrad's own code.
+#[derive(Clone, Debug)]
+struct BackendOnly<B>(B);
+
+impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
+    type Lu = B::Lu;
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn threads(&self) -> Threads {
+        self.0.threads()
+    }
+    fn gemm(&self, alpha: f64, a: MatRef<'_, f64>, ta: Trans, b: MatRef<'_, f64>, tb: Trans, beta: f64, c: MatMut<'_, f64>) {
+        PAUSED.store(true, Ordering::SeqCst);
+        self.0.gemm(alpha, a, ta, b, tb, beta, c);
+        PAUSED.store(false, Ordering::SeqCst);
+    }
+    fn lu_workspace(&self, n: usize) -> B::Lu {
+        self.0.lu_workspace(n)
+    }
+    fn lu_factor(&self, a: MatRef<'_, f64>, lu: &mut B::Lu) -> relgrad::LogDet<f64> {
+        self.0.lu_factor(a, lu)
+    }
+    fn lu_solve(&self, lu: &mut B::Lu, b: MatMut<'_, f64>) {
+        self.0.lu_solve(lu, b)
+    }
+    fn lu_inverse(&self, lu: &mut B::Lu, out: MatMut<'_, f64>) {
+        self.0.lu_inverse(lu, out)
+    }
+}
+
+fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, naive: bool) -> usize {
+    let case = common::Case {
+        d,
+        b,
+        l,
+        activation: relgrad::Activation::default(),
+        base: relgrad::BaseDensity::Normal,
+        bias: true,
+        seed: 1,
+    };
+    let (mut model, x) = common::model_and_data(&case);
+    let mut ws = Workspace::<f64, B>::new(&model, b);
+    let mut opt = OptimizerState::new(Optimizer::adam(1e-4), &model);
+    let mut step = |model: &mut relgrad::InvertibleMlp<f64>, rows: usize| {
+        let batch = x.top(rows);
+        if naive {
+            naive_gradient(model, backend, batch, &mut ws).unwrap();
+        } else {
+            relative_gradient(model, backend, batch, &mut ws).unwrap();
+        }
+        opt.step(model, &ws.grad);
+    };
+    // The first step may set up lazily made buffers (the naive gradient's LU workspace,
+    // a backend's packing memory).
+    step(&mut model, b);
+    step(&mut model, b);
+    let before = allocations();
+    for i in 0..5 {
+        // Full batches and a smaller last batch share the same buffers.
+        step(&mut model, if i == 4 { b.div_ceil(2) } else { b });
+    }
+    allocations() - before
+}
+
+/// One test function, so no other test allocates concurrently.
+#[test]
+fn training_steps_do_not_allocate() {
+    let seq = Faer::new(Threads::Fixed(1));
+    for (d, b, l) in [(1, 1, 1), (16, 40, 3), (64, 100, 2), (40, 20, 4)] {
+        assert_eq!(steps_allocate(&seq, d, b, l, false), 0, "relative gradient, D={d} B={b} L={l}");
+        assert_eq!(steps_allocate(&seq, d, b, l, true), 0, "naive gradient, D={d} B={b} L={l}");
+    }
+    // With threads, faer's product itself allocates (its thread coordination); relgrad's
+    // part of the step still allocates nothing.
+    let threaded = BackendOnly(Faer::new(Threads::Fixed(2)));
+    assert_eq!(steps_allocate(&threaded, 256, 100, 2, false), 0, "relative gradient, two threads");
+
+    // The trainer's own steps (gather, gradient, optimizer) allocate nothing either:
+    // compare the counter between consecutive step events of one epoch.
+    let case = common::Case {
+        d: 8,
+        b: 1,
+        l: 2,
+        activation: relgrad::Activation::default(),
+        base: relgrad::BaseDensity::Normal,
+        bias: true,
+        seed: 3,
+    };
+    let (mut model, _) = common::model_and_data(&case);
+    let x = relgrad::Mat::from_fn(500, 8, |i, j| ((i * 7 + j * 3) % 11) as f64 / 5.0 - 1.0);
+    let cfg = TrainConfig {
+        batch_size: 64,
+        epochs: 2,
+        look_ahead: None,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(&model, seq, cfg, x.rows()).unwrap();
+    let mut last = None;
+    let mut worst = 0;
+    trainer
+        .fit(&mut model, x.as_ref(), None, |e| {
+            if let TrainEvent::Step { step, .. } = e {
+                let now = allocations();
+                if let Some(prev) = last.filter(|_| step > 2) {
+                    worst = usize::max(worst, now - prev);
+                }
+                last = Some(now);
+            }
+        })
+        .unwrap();
+    assert_eq!(worst, 0, "allocations between two trainer steps");
+}
