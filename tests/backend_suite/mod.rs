@@ -89,7 +89,8 @@ pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Resul
             if i == j {
                 diag[i]
             } else if (i < j) == upper {
-                StandardNormal.sample(&mut rng)
+                // Scaled so that the matrix stays reasonably conditioned at every size.
+                Distribution::<f64>::sample(&StandardNormal, &mut rng) / (d as f64).sqrt()
             } else {
                 0.0
             }

@@ -32,6 +32,31 @@ pub trait Scalar:
 
     /// Converts to `f64` exactly.
     fn to_f64c(self) -> f64;
+
+    /// `e^x` for `x <= 0` (inputs below the smallest normal result give about that
+    /// result), branch-free so that loops over slices vectorise. Relative error within a
+    /// few units in the last place.
+    fn exp_nonpositive(x: Self) -> Self;
+
+    /// `ln(1 + u)` for `u` in `[0, 1]`, branch-free, relative error within a few units in
+    /// the last place.
+    fn ln_1p_unit(u: Self) -> Self;
+}
+
+/// Evaluates `2 t (1 + z/3 + z^2/5 + ...)` with `z = t^2`, i.e. `2 atanh(t)`, to `terms`
+/// terms (Horner, highest first).
+macro_rules! atanh2_series {
+    ($t:expr, $ty:ty, $terms:expr) => {{
+        let t = $t;
+        let z = t * t;
+        let mut acc: $ty = 1.0 / (2.0 * ($terms as $ty) - 1.0);
+        let mut k = $terms - 1;
+        while k > 0 {
+            acc = acc * z + 1.0 / (2.0 * (k as $ty) - 1.0);
+            k -= 1;
+        }
+        2.0 * t * acc
+    }};
 }
 
 impl Scalar for f32 {
@@ -44,6 +69,31 @@ impl Scalar for f32 {
     fn to_f64c(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn exp_nonpositive(x: f32) -> f32 {
+        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 7.
+        // k is read from the bits of x / ln 2 + 1.5 * 2^23 (no `round`, which is a
+        // library call without SSE4.1, and no float-to-int conversion).
+        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+        let x = x.max(-87.0);
+        let shifted = x * core::f32::consts::LOG2_E + MAGIC;
+        let k = shifted - MAGIC;
+        let r = (x - k * 0.693_145_75) - k * 1.428_606_8e-6;
+        let mut p = 1.0 / 5040.0;
+        p = p * r + 1.0 / 720.0;
+        p = p * r + 1.0 / 120.0;
+        p = p * r + 1.0 / 24.0;
+        p = p * r + 1.0 / 6.0;
+        p = p * r + 0.5;
+        p = p * r + 1.0;
+        p = p * r + 1.0;
+        p * f32::from_bits(shifted.to_bits().wrapping_add(127) << 23)
+    }
+    #[inline(always)]
+    fn ln_1p_unit(u: f32) -> f32 {
+        // ln(1 + u) = 2 atanh(u / (2 + u)), with u / (2 + u) <= 1/3.
+        atanh2_series!(u / (2.0 + u), f32, 8)
+    }
 }
 
 impl Scalar for f64 {
@@ -55,6 +105,72 @@ impl Scalar for f64 {
     #[inline(always)]
     fn to_f64c(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn exp_nonpositive(x: f64) -> f64 {
+        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 13.
+        // k is read from the bits of x / ln 2 + 1.5 * 2^52 (no float-to-int conversion,
+        // which would not vectorise without AVX-512).
+        const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+        let x = x.max(-708.0);
+        let shifted = x * core::f64::consts::LOG2_E + MAGIC;
+        let k = shifted - MAGIC;
+        let r = (x - k * 6.931_471_803_691_238_16e-1) - k * 1.908_214_929_270_587_7e-10;
+        let mut p = 1.0 / 6_227_020_800.0;
+        p = p * r + 1.0 / 479_001_600.0;
+        p = p * r + 1.0 / 39_916_800.0;
+        p = p * r + 1.0 / 3_628_800.0;
+        p = p * r + 1.0 / 362_880.0;
+        p = p * r + 1.0 / 40_320.0;
+        p = p * r + 1.0 / 5_040.0;
+        p = p * r + 1.0 / 720.0;
+        p = p * r + 1.0 / 120.0;
+        p = p * r + 1.0 / 24.0;
+        p = p * r + 1.0 / 6.0;
+        p = p * r + 0.5;
+        p = p * r + 1.0;
+        p = p * r + 1.0;
+        let two_k = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
+        p * two_k
+    }
+    #[inline(always)]
+    fn ln_1p_unit(u: f64) -> f64 {
+        atanh2_series!(u / (2.0 + u), f64, 19)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scalar;
+
+    #[test]
+    fn fast_exp_and_ln_1p_match_the_standard_library() {
+        let mut worst = [0.0f64; 4];
+        for i in 0..=200_000 {
+            let x = -(i as f64) * 700.0 / 200_000.0;
+            let want = x.exp();
+            if want > 1e-300 {
+                worst[0] = worst[0].max((f64::exp_nonpositive(x) - want).abs() / want);
+            }
+            let x32 = (x as f32).max(-80.0);
+            let want32 = (x32 as f64).exp();
+            worst[1] = worst[1].max((f32::exp_nonpositive(x32) as f64 - want32).abs() / want32);
+            let u = i as f64 / 200_000.0;
+            if u > 0.0 {
+                let want = u.ln_1p();
+                worst[2] = worst[2].max((f64::ln_1p_unit(u) - want).abs() / want);
+                let u32 = u as f32;
+                let want32 = (u32 as f64).ln_1p();
+                worst[3] = worst[3].max((f32::ln_1p_unit(u32) as f64 - want32).abs() / want32);
+            }
+        }
+        assert!(worst[0] < 4.0 * f64::EPSILON, "f64 exp: {:e}", worst[0]);
+        assert!(worst[1] < 4.0 * f32::EPSILON as f64, "f32 exp: {:e}", worst[1]);
+        assert!(worst[2] < 4.0 * f64::EPSILON, "f64 ln_1p: {:e}", worst[2]);
+        assert!(worst[3] < 4.0 * f32::EPSILON as f64, "f32 ln_1p: {:e}", worst[3]);
+        assert_eq!(f64::exp_nonpositive(0.0), 1.0);
+        assert_eq!(f32::exp_nonpositive(0.0), 1.0);
+        assert_eq!(f64::ln_1p_unit(0.0), 0.0);
     }
 }
 
