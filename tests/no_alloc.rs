@@ -114,6 +114,9 @@ fn training_steps_do_not_allocate() {
         assert_eq!(steps_allocate(&seq, d, b, l, false), 0, "relative gradient, D={d} B={b} L={l}");
         assert_eq!(steps_allocate(&seq, d, b, l, true), 0, "naive gradient, D={d} B={b} L={l}");
     }
+    // Automatic threading picks sequential products at this size, without allocating
+    // to decide.
+    assert_eq!(steps_allocate(&Faer::default(), 16, 40, 3, false), 0, "automatic threads");
     // With threads, faer's product itself allocates (its thread coordination); relgrad's
     // part of the step still allocates nothing.
     let threaded = BackendOnly(Faer::new(Threads::Fixed(2)));

@@ -42,20 +42,19 @@ impl Faer {
         match self.threads {
             Threads::Fixed(1) => Par::Seq,
             Threads::Fixed(n) => Par::rayon(n),
-            Threads::Auto => {
-                let n = available_threads();
-                if n > 1 && work >= AUTO_PARALLEL_MIN_FLOPS {
-                    Par::rayon(n)
-                } else {
-                    Par::Seq
-                }
-            }
+            Threads::Auto if work < AUTO_PARALLEL_MIN_FLOPS => Par::Seq,
+            Threads::Auto => match available_threads() {
+                1 => Par::Seq,
+                n => Par::rayon(n),
+            },
         }
     }
 }
 
+/// The machine's parallelism, asked once (the query reads system files and allocates).
 fn available_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn view<'a, T: faer::traits::ComplexField>(m: MatRef<'a, T>, t: Trans) -> FMatRef<'a, T>
