@@ -11,8 +11,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use relgrad::init::Architecture;
 use relgrad::{
-    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, DefaultBackend, Init, Mat, Trans,
-    Workspace,
+    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, DefaultBackend, Init, Mat,
+    Trans, Workspace,
 };
 
 const B: usize = 100;
@@ -36,7 +36,9 @@ fn bench(c: &mut Criterion) {
             base: BaseDensity::Normal,
             use_bias: true,
         };
-        let model = Init::Orthogonal { seed: 1 }.build::<f32, _>(arch, &backend, None).unwrap();
+        let model = Init::Orthogonal { seed: 1 }
+            .build::<f32, _>(arch, &backend, None)
+            .unwrap();
         let x = Mat::<f32>::from_fn(B, d, |i, j| ((i * 31 + j * 17) % 13) as f32 / 6.0 - 1.0);
         let mut ws = Workspace::<f32, DefaultBackend>::new(&model, B);
         let slow = d >= 1024;
@@ -44,7 +46,9 @@ fn bench(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(if slow { 8 } else { 3 }));
         group.warm_up_time(Duration::from_secs(1));
         group.bench_with_input(BenchmarkId::new("relative", d), &d, |bch, _| {
-            bch.iter(|| relative_gradient(&model, &backend, black_box(x.as_ref()), &mut ws).unwrap())
+            bch.iter(|| {
+                relative_gradient(&model, &backend, black_box(x.as_ref()), &mut ws).unwrap()
+            })
         });
         group.bench_with_input(BenchmarkId::new("naive", d), &d, |bch, _| {
             bch.iter(|| naive_gradient(&model, &backend, black_box(x.as_ref()), &mut ws).unwrap())
@@ -57,18 +61,66 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("floor", d), &d, |bch, _| {
             bch.iter(|| {
                 for _ in 0..L {
-                    backend.gemm(1.0, x.as_ref(), Trans::No, w.as_ref(), Trans::No, 0.0, out.as_mut());
+                    backend.gemm(
+                        1.0,
+                        x.as_ref(),
+                        Trans::No,
+                        w.as_ref(),
+                        Trans::No,
+                        0.0,
+                        out.as_mut(),
+                    );
                 }
                 for _ in 0..L - 1 {
-                    backend.gemm(1.0, x.as_ref(), Trans::No, w.as_ref(), Trans::Yes, 0.0, out.as_mut());
+                    backend.gemm(
+                        1.0,
+                        x.as_ref(),
+                        Trans::No,
+                        w.as_ref(),
+                        Trans::Yes,
+                        0.0,
+                        out.as_mut(),
+                    );
                 }
                 for _ in 0..L {
                     if B <= d {
-                        backend.gemm(1.0, w.as_ref(), Trans::No, x.as_ref(), Trans::Yes, 0.0, tmp.as_mut());
-                        backend.gemm(1.0, tmp.as_ref(), Trans::No, x.as_ref(), Trans::No, 1.0, dd.as_mut());
+                        backend.gemm(
+                            1.0,
+                            w.as_ref(),
+                            Trans::No,
+                            x.as_ref(),
+                            Trans::Yes,
+                            0.0,
+                            tmp.as_mut(),
+                        );
+                        backend.gemm(
+                            1.0,
+                            tmp.as_ref(),
+                            Trans::No,
+                            x.as_ref(),
+                            Trans::No,
+                            1.0,
+                            dd.as_mut(),
+                        );
                     } else {
-                        backend.gemm(1.0, x.as_ref(), Trans::Yes, x.as_ref(), Trans::No, 0.0, dd.as_mut());
-                        backend.gemm(1.0, w.as_ref(), Trans::No, dd.as_ref(), Trans::No, 1.0, dd2.as_mut());
+                        backend.gemm(
+                            1.0,
+                            x.as_ref(),
+                            Trans::Yes,
+                            x.as_ref(),
+                            Trans::No,
+                            0.0,
+                            dd.as_mut(),
+                        );
+                        backend.gemm(
+                            1.0,
+                            w.as_ref(),
+                            Trans::No,
+                            dd.as_ref(),
+                            Trans::No,
+                            1.0,
+                            dd2.as_mut(),
+                        );
                     }
                 }
                 black_box(&dd);

@@ -9,8 +9,8 @@ use rand_distr::{Distribution, StandardNormal};
 use relgrad::gaussian::Gaussian;
 use relgrad::init::Architecture;
 use relgrad::{
-    Activation, BaseDensity, DefaultBackend, Init, InvertibleMlp, Layer, Mat, Optimizer, TrainConfig, TrainEvent,
-    Trainer,
+    Activation, BaseDensity, DefaultBackend, Init, InvertibleMlp, Layer, Mat, Optimizer,
+    TrainConfig, TrainEvent, Trainer,
 };
 
 fn main() -> Result<(), relgrad::Error> {
@@ -24,7 +24,11 @@ fn main() -> Result<(), relgrad::Error> {
         .map(|_| Layer {
             weight: Mat::from_fn(d, d, |i, j| {
                 let g: f64 = StandardNormal.sample(&mut rng);
-                if i == j { 1.0 + 0.5 * g } else { 0.5 * g }
+                if i == j {
+                    1.0 + 0.5 * g
+                } else {
+                    0.5 * g
+                }
             }),
             bias: (0..d).map(|_| StandardNormal.sample(&mut rng)).collect(),
         })
@@ -37,7 +41,11 @@ fn main() -> Result<(), relgrad::Error> {
     let std: Vec<f64> = (0..d).map(|j| cov.get(j, j).sqrt()).collect();
     let x = Mat::from_fn(raw.rows(), d, |i, j| (raw.get(i, j) - mean[j]) / std[j]);
     let log_jacobian: f64 = std.iter().map(|s| s.ln()).sum();
-    let (train, val, test) = (x.top(8_000), x.as_ref().rows_range(8_000, 10_000), x.as_ref().rows_range(10_000, 12_000));
+    let (train, val, test) = (
+        x.top(8_000),
+        x.as_ref().rows_range(8_000, 10_000),
+        x.as_ref().rows_range(10_000, 12_000),
+    );
 
     let arch = Architecture {
         dim: d,
@@ -50,7 +58,10 @@ fn main() -> Result<(), relgrad::Error> {
     // gradient's equivariance, which Adam's per-coordinate scaling gives up.
     let mut model = Init::default().build(arch, &backend, Some(train))?;
     let config = TrainConfig {
-        optimizer: Optimizer::Sgd { lr: 1e-3, momentum: 0.9 },
+        optimizer: Optimizer::Sgd {
+            lr: 1e-3,
+            momentum: 0.9,
+        },
         batch_size: 100,
         epochs: 300,
         look_ahead: Some(20),
@@ -75,8 +86,10 @@ fn main() -> Result<(), relgrad::Error> {
     let lp = model.log_prob(&backend, test)?;
     let n = lp.len() as f64;
     let mean = lp.iter().sum::<f64>() / n;
-    let se2 = 2.0 * (lp.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt();
-    let truth = teacher.mean_log_likelihood(&backend, raw.as_ref().rows_range(10_000, 12_000))? + log_jacobian;
+    let se2 =
+        2.0 * (lp.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt();
+    let truth = teacher.mean_log_likelihood(&backend, raw.as_ref().rows_range(10_000, 12_000))?
+        + log_jacobian;
     let gauss = Gaussian::fit(&backend, train)?.mean_log_likelihood(test)?;
     println!("best epoch {}", trainer.history().best_epoch);
     println!("held-out log-likelihood: {mean:.4} +- {se2:.4} nats (true density {truth:.4}, best Gaussian {gauss:.4})");

@@ -63,4 +63,7 @@ macro_rules! backend_suite {
 }
 
 backend_suite!(faer_auto, relgrad::Faer::default());
-backend_suite!(faer_two_threads, relgrad::Faer::new(relgrad::Threads::Fixed(2)));
+backend_suite!(
+    faer_two_threads,
+    relgrad::Faer::new(relgrad::Threads::Fixed(2))
+);

@@ -6,7 +6,10 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use relgrad::{MatMut, MatRef, Trans, naive_gradient, relative_gradient, Backend, Faer, Optimizer, OptimizerState, Threads, TrainConfig, TrainEvent, Trainer, Workspace};
+use relgrad::{
+    naive_gradient, relative_gradient, Backend, Faer, MatMut, MatRef, Optimizer, OptimizerState,
+    Threads, TrainConfig, TrainEvent, Trainer, Trans, Workspace,
+};
 
 struct Counting;
 
@@ -53,7 +56,16 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
     fn threads(&self) -> Threads {
         self.0.threads()
     }
-    fn gemm(&self, alpha: f64, a: MatRef<'_, f64>, ta: Trans, b: MatRef<'_, f64>, tb: Trans, beta: f64, c: MatMut<'_, f64>) {
+    fn gemm(
+        &self,
+        alpha: f64,
+        a: MatRef<'_, f64>,
+        ta: Trans,
+        b: MatRef<'_, f64>,
+        tb: Trans,
+        beta: f64,
+        c: MatMut<'_, f64>,
+    ) {
         PAUSED.store(true, Ordering::SeqCst);
         self.0.gemm(alpha, a, ta, b, tb, beta, c);
         PAUSED.store(false, Ordering::SeqCst);
@@ -72,7 +84,13 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
     }
 }
 
-fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, naive: bool) -> usize {
+fn steps_allocate<B: Backend<f64>>(
+    backend: &B,
+    d: usize,
+    b: usize,
+    l: usize,
+    naive: bool,
+) -> usize {
     let case = common::Case {
         d,
         b,
@@ -111,16 +129,32 @@ fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, na
 fn training_steps_do_not_allocate() {
     let seq = Faer::new(Threads::Fixed(1));
     for (d, b, l) in [(1, 1, 1), (16, 40, 3), (64, 100, 2), (40, 20, 4)] {
-        assert_eq!(steps_allocate(&seq, d, b, l, false), 0, "relative gradient, D={d} B={b} L={l}");
-        assert_eq!(steps_allocate(&seq, d, b, l, true), 0, "naive gradient, D={d} B={b} L={l}");
+        assert_eq!(
+            steps_allocate(&seq, d, b, l, false),
+            0,
+            "relative gradient, D={d} B={b} L={l}"
+        );
+        assert_eq!(
+            steps_allocate(&seq, d, b, l, true),
+            0,
+            "naive gradient, D={d} B={b} L={l}"
+        );
     }
     // Automatic threading picks sequential products at this size, without allocating
     // to decide.
-    assert_eq!(steps_allocate(&Faer::default(), 16, 40, 3, false), 0, "automatic threads");
+    assert_eq!(
+        steps_allocate(&Faer::default(), 16, 40, 3, false),
+        0,
+        "automatic threads"
+    );
     // With threads, faer's product itself allocates (its thread coordination); relgrad's
     // part of the step still allocates nothing.
     let threaded = BackendOnly(Faer::new(Threads::Fixed(2)));
-    assert_eq!(steps_allocate(&threaded, 256, 100, 2, false), 0, "relative gradient, two threads");
+    assert_eq!(
+        steps_allocate(&threaded, 256, 100, 2, false),
+        0,
+        "relative gradient, two threads"
+    );
 
     // The trainer's own steps (gather, gradient, optimizer) allocate nothing either:
     // compare the counter between consecutive step events of one epoch.

@@ -11,8 +11,8 @@ use relgrad::gaussian::Gaussian;
 use relgrad::init::Architecture;
 use relgrad::train::train;
 use relgrad::{
-    Activation, BaseDensity, DefaultBackend, Error, GradientKind, Init, InvertibleMlp, Layer, Mat, Optimizer,
-    TrainConfig,
+    Activation, BaseDensity, DefaultBackend, Error, GradientKind, Init, InvertibleMlp, Layer, Mat,
+    Optimizer, TrainConfig,
 };
 
 const TEACHER_ACTIVATION: Activation = Activation::SmoothLeakyRelu { alpha: 0.2 };
@@ -20,7 +20,14 @@ const TEACHER_ACTIVATION: Activation = Activation::SmoothLeakyRelu { alpha: 0.2 
 fn params(m: &InvertibleMlp<f64>) -> Vec<u64> {
     m.layers()
         .iter()
-        .flat_map(|l| l.weight.as_slice().iter().chain(&l.bias).map(|v| v.to_bits()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.weight
+                .as_slice()
+                .iter()
+                .chain(&l.bias)
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -47,7 +54,9 @@ fn teacher_data(n: usize, d: usize, seed: u64) -> (InvertibleMlp<f64>, Mat<f64>)
     };
     let (teacher, _) = model_and_data(&case);
     let mut rng = StdRng::seed_from_u64(seed + 1);
-    let x = teacher.sample(&DefaultBackend::default(), n, &mut rng).unwrap();
+    let x = teacher
+        .sample(&DefaultBackend::default(), n, &mut rng)
+        .unwrap();
     (teacher, x)
 }
 
@@ -55,9 +64,14 @@ fn teacher_data(n: usize, d: usize, seed: u64) -> (InvertibleMlp<f64>, Mat<f64>)
 fn seeded_training_is_bit_for_bit_reproducible() {
     let backend = DefaultBackend::default();
     let (_, x) = teacher_data(600, 4, 3);
-    let (tr, va) = (x.top(500).to_owned(), x.as_ref().rows_range(500, 600).to_owned());
+    let (tr, va) = (
+        x.top(500).to_owned(),
+        x.as_ref().rows_range(500, 600).to_owned(),
+    );
     let run = |seed: u64| {
-        let mut model = Init::Orthogonal { seed: 9 }.build(arch(4, 3), &backend, None).unwrap();
+        let mut model = Init::Orthogonal { seed: 9 }
+            .build(arch(4, 3), &backend, None)
+            .unwrap();
         let cfg = TrainConfig {
             optimizer: Optimizer::adam(3e-3),
             batch_size: 32,
@@ -73,10 +87,19 @@ fn seeded_training_is_bit_for_bit_reproducible() {
     let (c, _) = run(2);
     assert_eq!(a, b, "same seed, different parameters");
     assert_eq!(
-        ha.epochs.iter().map(|m| m.val_ll.unwrap().to_bits()).collect::<Vec<_>>(),
-        hb.epochs.iter().map(|m| m.val_ll.unwrap().to_bits()).collect::<Vec<_>>()
+        ha.epochs
+            .iter()
+            .map(|m| m.val_ll.unwrap().to_bits())
+            .collect::<Vec<_>>(),
+        hb.epochs
+            .iter()
+            .map(|m| m.val_ll.unwrap().to_bits())
+            .collect::<Vec<_>>()
     );
-    assert_ne!(a, c, "a different shuffle seed should give different parameters");
+    assert_ne!(
+        a, c,
+        "a different shuffle seed should give different parameters"
+    );
 }
 
 #[test]
@@ -96,12 +119,17 @@ fn training_approaches_the_true_log_likelihood_of_a_known_network() {
     );
     let raw_te = raw.as_ref().rows_range(6000, 8000);
     let truth = teacher.mean_log_likelihood(&backend, raw_te).unwrap() + log_jac;
-    let gauss = Gaussian::fit(&backend, tr.as_ref()).unwrap().mean_log_likelihood(te.as_ref()).unwrap();
+    let gauss = Gaussian::fit(&backend, tr.as_ref())
+        .unwrap()
+        .mean_log_likelihood(te.as_ref())
+        .unwrap();
     let student = Architecture {
         activation: TEACHER_ACTIVATION,
         ..arch(2, 2)
     };
-    let mut model = Init::default().build(student, &backend, Some(tr.as_ref())).unwrap();
+    let mut model = Init::default()
+        .build(student, &backend, Some(tr.as_ref()))
+        .unwrap();
     let start = model.mean_log_likelihood(&backend, te.as_ref()).unwrap();
     let cfg = TrainConfig {
         optimizer: Optimizer::adam(1e-2),
@@ -116,9 +144,18 @@ fn training_approaches_the_true_log_likelihood_of_a_known_network() {
     let learned = model.mean_log_likelihood(&backend, te.as_ref()).unwrap();
     eprintln!("truth {truth:.4}  gaussian {gauss:.4}  start {start:.4}  learned {learned:.4}");
     // The data are far from Gaussian, so the test is not won by the starting point.
-    assert!(gauss < truth - 0.3, "teacher too Gaussian: {gauss} vs {truth}");
-    assert!(learned > start + 0.2, "training did not improve: {start} -> {learned}");
-    assert!(learned > truth - 0.05, "held-out LL {learned} is not close to the truth {truth}");
+    assert!(
+        gauss < truth - 0.3,
+        "teacher too Gaussian: {gauss} vs {truth}"
+    );
+    assert!(
+        learned > start + 0.2,
+        "training did not improve: {start} -> {learned}"
+    );
+    assert!(
+        learned > truth - 0.05,
+        "held-out LL {learned} is not close to the truth {truth}"
+    );
 }
 
 #[test]
@@ -133,10 +170,15 @@ fn linear_model_with_laplace_base_unmixes_independent_sources() {
         weight: Mat::identity(d),
         bias: vec![0.0; d],
     }];
-    let mut model = InvertibleMlp::from_layers(layers, Activation::default(), BaseDensity::Laplace, false).unwrap();
+    let mut model =
+        InvertibleMlp::from_layers(layers, Activation::default(), BaseDensity::Laplace, false)
+            .unwrap();
     let before = amari_distance(&matmul(&mixing, &model.layers()[0].weight));
     let cfg = TrainConfig {
-        optimizer: Optimizer::Sgd { lr: 0.2, momentum: 0.5 },
+        optimizer: Optimizer::Sgd {
+            lr: 0.2,
+            momentum: 0.5,
+        },
         batch_size: n,
         epochs: 400,
         look_ahead: None,
@@ -155,8 +197,13 @@ fn linear_model_with_laplace_base_unmixes_independent_sources() {
 fn training_never_returns_a_model_worse_on_validation_than_its_start() {
     let backend = DefaultBackend::default();
     let (_, x) = teacher_data(1200, 4, 21);
-    let (tr, va) = (x.top(1000).to_owned(), x.as_ref().rows_range(1000, 1200).to_owned());
-    let mut model = Init::default().build(arch(4, 2), &backend, Some(tr.as_ref())).unwrap();
+    let (tr, va) = (
+        x.top(1000).to_owned(),
+        x.as_ref().rows_range(1000, 1200).to_owned(),
+    );
+    let mut model = Init::default()
+        .build(arch(4, 2), &backend, Some(tr.as_ref()))
+        .unwrap();
     let start = model.mean_log_likelihood(&backend, va.as_ref()).unwrap();
     // A learning rate far too large: every epoch is worse than the start.
     let cfg = TrainConfig {
@@ -168,7 +215,10 @@ fn training_never_returns_a_model_worse_on_validation_than_its_start() {
     };
     let result = train(&mut model, &backend, tr.as_ref(), Some(va.as_ref()), cfg);
     let end = model.mean_log_likelihood(&backend, va.as_ref()).unwrap();
-    assert!(end >= start, "returned a worse model: {start} -> {end} ({result:?})");
+    assert!(
+        end >= start,
+        "returned a worse model: {start} -> {end} ({result:?})"
+    );
     match result {
         Ok(h) => assert_eq!(h.best_epoch, 0),
         Err(Error::Diverged { best_epoch, .. }) => assert_eq!(best_epoch, 0),
@@ -180,7 +230,10 @@ fn training_never_returns_a_model_worse_on_validation_than_its_start() {
 fn divergence_is_an_error_and_keeps_the_best_parameters() {
     let backend = DefaultBackend::default();
     let (_, x) = teacher_data(500, 4, 31);
-    let (tr, va) = (x.top(400).to_owned(), x.as_ref().rows_range(400, 500).to_owned());
+    let (tr, va) = (
+        x.top(400).to_owned(),
+        x.as_ref().rows_range(400, 500).to_owned(),
+    );
     let mut model = Init::Identity.build(arch(4, 2), &backend, None).unwrap();
     let cfg = TrainConfig {
         optimizer: Optimizer::sgd(1e6),
@@ -190,19 +243,33 @@ fn divergence_is_an_error_and_keeps_the_best_parameters() {
         ..TrainConfig::default()
     };
     let err = train(&mut model, &backend, tr.as_ref(), Some(va.as_ref()), cfg).unwrap_err();
-    assert!(matches!(err, Error::Diverged { best_epoch: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Diverged { best_epoch: 0, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("lower learning rate"));
-    let identity = Init::Identity.build::<f64, _>(arch(4, 2), &backend, None).unwrap();
-    assert_eq!(params(&model), params(&identity), "the starting (best) parameters were not restored");
+    let identity = Init::Identity
+        .build::<f64, _>(arch(4, 2), &backend, None)
+        .unwrap();
+    assert_eq!(
+        params(&model),
+        params(&identity),
+        "the starting (best) parameters were not restored"
+    );
 }
 
 #[test]
 fn naive_and_relative_training_both_improve_the_likelihood() {
     let backend = DefaultBackend::default();
     let (_, x) = teacher_data(1500, 4, 41);
-    let (tr, va) = (x.top(1200).to_owned(), x.as_ref().rows_range(1200, 1500).to_owned());
+    let (tr, va) = (
+        x.top(1200).to_owned(),
+        x.as_ref().rows_range(1200, 1500).to_owned(),
+    );
     for kind in [GradientKind::Relative, GradientKind::Naive] {
-        let mut model = Init::Orthogonal { seed: 1 }.build(arch(4, 2), &backend, None).unwrap();
+        let mut model = Init::Orthogonal { seed: 1 }
+            .build(arch(4, 2), &backend, None)
+            .unwrap();
         let start = model.mean_log_likelihood(&backend, va.as_ref()).unwrap();
         let cfg = TrainConfig {
             optimizer: Optimizer::adam(1e-2),

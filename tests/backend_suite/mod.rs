@@ -7,21 +7,29 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use relgrad::{
-    naive_gradient, relative_gradient, Backend, InvertibleMlp, Mat, Optimizer, OptimizerState, Scalar,
-    Trans, Workspace,
+    naive_gradient, relative_gradient, Backend, InvertibleMlp, Mat, Optimizer, OptimizerState,
+    Scalar, Trans, Workspace,
 };
 
 use crate::common::*;
 
 /// Oracle 1: the relative gradient equals `A A^T` times the naive Euclidean gradient.
-pub fn relative_matches_oracle<B: Backend<f64>>(backend: &B, case: &Case) -> Result<(), TestCaseError> {
+pub fn relative_matches_oracle<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
     let (model, x) = model_and_data(case);
     let mut ws = Workspace::<f64, B>::new(&model, case.b);
     naive_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
     let euclid = ws.grad.clone();
     relative_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
     for (l, layer) in model.layers().iter().enumerate() {
-        let (rw, rb) = relative_from_euclidean(&layer.weight, &layer.bias, &euclid.weights[l], &euclid.biases[l]);
+        let (rw, rb) = relative_from_euclidean(
+            &layer.weight,
+            &layer.bias,
+            &euclid.weights[l],
+            &euclid.biases[l],
+        );
         let ew = rel_err(ws.grad.weights[l].as_slice(), rw.as_slice(), 1e-12);
         prop_assert!(ew < 1e-9, "layer {l}: relative error of R_W {ew:e}");
         if case.bias {
@@ -34,7 +42,10 @@ pub fn relative_matches_oracle<B: Backend<f64>>(backend: &B, case: &Case) -> Res
 
 /// Oracle 2: the naive gradient equals central finite differences of an independently
 /// computed mean log-likelihood (checked on a random subset of parameters).
-pub fn naive_matches_finite_differences<B: Backend<f64>>(backend: &B, case: &Case) -> Result<(), TestCaseError> {
+pub fn naive_matches_finite_differences<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
     let (model, x) = model_and_data(case);
     let (_, margin) = reference_objective(&model, &x);
     // Finite differences across a kink (leaky ReLU, Laplace) measure nothing useful.
@@ -47,7 +58,11 @@ pub fn naive_matches_finite_differences<B: Backend<f64>>(backend: &B, case: &Cas
         let l = rng.random_range(0..case.l);
         let bias = case.bias && rng.random::<bool>();
         let (i, j) = (rng.random_range(0..case.d), rng.random_range(0..case.d));
-        let analytic = if bias { ws.grad.biases[l][j] } else { ws.grad.weights[l].get(i, j) };
+        let analytic = if bias {
+            ws.grad.biases[l][j]
+        } else {
+            ws.grad.weights[l].get(i, j)
+        };
         let perturbed = |delta: f64| {
             let mut m = model.clone();
             let layer = &mut m.layers_mut()[l];
@@ -61,23 +76,39 @@ pub fn naive_matches_finite_differences<B: Backend<f64>>(backend: &B, case: &Cas
         };
         let fd = (perturbed(h) - perturbed(-h)) / (2.0 * h);
         let err = (fd - analytic).abs() / analytic.abs().max(1.0);
-        prop_assert!(err < 1e-6, "layer {l} {} ({i},{j}): analytic {analytic}, finite differences {fd}", if bias { "bias" } else { "weight" });
+        prop_assert!(
+            err < 1e-6,
+            "layer {l} {} ({i},{j}): analytic {analytic}, finite differences {fd}",
+            if bias { "bias" } else { "weight" }
+        );
     }
     Ok(())
 }
 
 /// Oracle 3: LU log-determinants of matrices whose determinant is known.
-pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Result<(), TestCaseError> {
+pub fn log_det_known<B: Backend<f64>>(
+    backend: &B,
+    d: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut lu = backend.lu_workspace(d);
     let diag: Vec<f64> = (0..d)
         .map(|_| {
             let v: f64 = 0.1 + 3.0 * rng.random::<f64>();
-            if rng.random::<bool>() { v } else { -v }
+            if rng.random::<bool>() {
+                v
+            } else {
+                -v
+            }
         })
         .collect();
     let expect_log: f64 = diag.iter().map(|v| v.abs().ln()).sum();
-    let expect_sign = if diag.iter().filter(|v| **v < 0.0).count() % 2 == 0 { 1.0 } else { -1.0 };
+    let expect_sign = if diag.iter().filter(|v| **v < 0.0).count() % 2 == 0 {
+        1.0
+    } else {
+        -1.0
+    };
     // Diagonal.
     let a = Mat::from_fn(d, d, |i, j| if i == j { diag[i] } else { 0.0 });
     let ld = backend.lu_factor(a.as_ref(), &mut lu);
@@ -96,7 +127,12 @@ pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Resul
             }
         });
         let ld = backend.lu_factor(a.as_ref(), &mut lu);
-        prop_assert!((ld.log_abs - expect_log).abs() < 1e-9 * (1.0 + expect_log.abs()), "triangular: {} vs {}", ld.log_abs, expect_log);
+        prop_assert!(
+            (ld.log_abs - expect_log).abs() < 1e-9 * (1.0 + expect_log.abs()),
+            "triangular: {} vs {}",
+            ld.log_abs,
+            expect_log
+        );
         prop_assert_eq!(ld.sign, expect_sign);
     }
     // Q1 diag Q2 with orthogonal Q's: |det| is the product of the diagonal.
@@ -105,7 +141,12 @@ pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Resul
     let qd = Mat::from_fn(d, d, |i, j| q1.get(i, j) * diag[j]);
     let a = matmul(&qd, &q2);
     let ld = backend.lu_factor(a.as_ref(), &mut lu);
-    prop_assert!((ld.log_abs - expect_log).abs() < 1e-9 * (1.0 + expect_log.abs()), "Q D Q: {} vs {}", ld.log_abs, expect_log);
+    prop_assert!(
+        (ld.log_abs - expect_log).abs() < 1e-9 * (1.0 + expect_log.abs()),
+        "Q D Q: {} vs {}",
+        ld.log_abs,
+        expect_log
+    );
     // A permutation that swaps rows 0 and 1 has determinant -1.
     if d >= 2 {
         let p = Mat::from_fn(d, d, |i, j| {
@@ -114,7 +155,11 @@ pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Resul
                 1 => 0,
                 k => k,
             };
-            if pi == j { 1.0 } else { 0.0 }
+            if pi == j {
+                1.0
+            } else {
+                0.0
+            }
         });
         let ld = backend.lu_factor(p.as_ref(), &mut lu);
         prop_assert!(ld.log_abs.abs() < 1e-14);
@@ -124,7 +169,10 @@ pub fn log_det_known<B: Backend<f64>>(backend: &B, d: usize, seed: u64) -> Resul
         let r0 = s.row(0).to_vec();
         s.row_mut(1).copy_from_slice(&r0);
         let ld = backend.lu_factor(s.as_ref(), &mut lu);
-        prop_assert!(ld.is_singular() || ld.log_abs < expect_log - 25.0, "singular matrix gave {ld:?}");
+        prop_assert!(
+            ld.is_singular() || ld.log_abs < expect_log - 25.0,
+            "singular matrix gave {ld:?}"
+        );
     }
     // Solve and inverse residuals on the well-conditioned matrix.
     backend.lu_factor(a.as_ref(), &mut lu);
@@ -156,19 +204,28 @@ pub fn round_trips<B: Backend<f64>>(backend: &B, case: &Case) -> Result<(), Test
 }
 
 /// The per-row log-density equals the independent reference computation.
-pub fn log_prob_matches_reference<B: Backend<f64>>(backend: &B, case: &Case) -> Result<(), TestCaseError> {
+pub fn log_prob_matches_reference<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
     let (model, x) = model_and_data(case);
     let lp = model.log_prob(backend, x.as_ref()).unwrap();
-    for r in 0..case.b {
+    for (r, &got) in lp.iter().enumerate() {
         let row = Mat::from_vec(1, case.d, x.row(r).to_vec());
         let (want, _) = reference_objective(&model, &row);
-        prop_assert!((lp[r] - want).abs() < 1e-9 * (1.0 + want.abs()), "row {r}: {} vs {want}", lp[r]);
+        prop_assert!(
+            (got - want).abs() < 1e-9 * (1.0 + want.abs()),
+            "row {r}: {got} vs {want}"
+        );
     }
     Ok(())
 }
 
 /// Oracle 5: single precision agrees with double precision to single-precision tolerance.
-pub fn f32_matches_f64<B: Backend<f32> + Backend<f64>>(backend: &B, case: &Case) -> Result<(), TestCaseError> {
+pub fn f32_matches_f64<B: Backend<f32> + Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
     let (model, x) = model_and_data(case);
     let (model32, x32) = (model.cast::<f32>(), x.cast::<f32>());
     let mut ws64 = Workspace::<f64, B>::new(&model, case.b);
@@ -176,7 +233,11 @@ pub fn f32_matches_f64<B: Backend<f32> + Backend<f64>>(backend: &B, case: &Case)
     relative_gradient(&model, backend, x.as_ref(), &mut ws64).unwrap();
     relative_gradient(&model32, backend, x32.as_ref(), &mut ws32).unwrap();
     for l in 0..case.l {
-        let e = rel_err(ws32.grad.weights[l].as_slice(), ws64.grad.weights[l].as_slice(), 1e-3);
+        let e = rel_err(
+            ws32.grad.weights[l].as_slice(),
+            ws64.grad.weights[l].as_slice(),
+            1e-3,
+        );
         prop_assert!(e < 2e-3, "layer {l}: f32 R_W differs by {e:e}");
     }
     let lp64 = model.log_prob(backend, x.as_ref()).unwrap();
@@ -188,10 +249,21 @@ pub fn f32_matches_f64<B: Backend<f32> + Backend<f64>>(backend: &B, case: &Case)
 
 /// `gemm` against a plain triple loop, for every transpose combination, several `beta`,
 /// strided views, and an output full of NaN when `beta == 0` (which must not be read).
-pub fn gemm_matches_loops<T: Scalar, B: Backend<T>>(backend: &B, m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCaseError> {
+pub fn gemm_matches_loops<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    m: usize,
+    n: usize,
+    k: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut r = || T::from_f64c(StandardNormal.sample(&mut rng));
-    for (ta, tb) in [(Trans::No, Trans::No), (Trans::Yes, Trans::No), (Trans::No, Trans::Yes), (Trans::Yes, Trans::Yes)] {
+    for (ta, tb) in [
+        (Trans::No, Trans::No),
+        (Trans::Yes, Trans::No),
+        (Trans::No, Trans::Yes),
+        (Trans::Yes, Trans::Yes),
+    ] {
         let (ar, ac) = if ta == Trans::No { (m, k) } else { (k, m) };
         let (br, bc) = if tb == Trans::No { (k, n) } else { (n, k) };
         // Strided storage: two spare columns per row.
@@ -199,9 +271,17 @@ pub fn gemm_matches_loops<T: Scalar, B: Backend<T>>(backend: &B, m: usize, n: us
         let b_store: Vec<T> = (0..br * (bc + 2)).map(|_| r()).collect();
         let a = relgrad::MatRef::from_slice_with_stride(&a_store, ar, ac, ac + 2);
         let b = relgrad::MatRef::from_slice_with_stride(&b_store, br, bc, bc + 2);
-        let get = |v: &relgrad::MatRef<'_, T>, t: Trans, i: usize, j: usize| if t == Trans::No { v.get(i, j) } else { v.get(j, i) };
+        let get = |v: &relgrad::MatRef<'_, T>, t: Trans, i: usize, j: usize| {
+            if t == Trans::No {
+                v.get(i, j)
+            } else {
+                v.get(j, i)
+            }
+        };
         for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
-            let c0: Vec<T> = (0..m * (n + 1)).map(|_| if beta == 0.0 { T::nan() } else { r() }).collect();
+            let c0: Vec<T> = (0..m * (n + 1))
+                .map(|_| if beta == 0.0 { T::nan() } else { r() })
+                .collect();
             let mut c = c0.clone();
             backend.gemm(
                 T::from_f64c(alpha),
@@ -214,15 +294,30 @@ pub fn gemm_matches_loops<T: Scalar, B: Backend<T>>(backend: &B, m: usize, n: us
             );
             for i in 0..m {
                 for j in 0..n {
-                    let dot: f64 = (0..k).map(|p| get(&a, ta, i, p).to_f64c() * get(&b, tb, p, j).to_f64c()).sum();
-                    let old = if beta == 0.0 { 0.0 } else { beta * c0[i * (n + 1) + j].to_f64c() };
+                    let dot: f64 = (0..k)
+                        .map(|p| get(&a, ta, i, p).to_f64c() * get(&b, tb, p, j).to_f64c())
+                        .sum();
+                    let old = if beta == 0.0 {
+                        0.0
+                    } else {
+                        beta * c0[i * (n + 1) + j].to_f64c()
+                    };
                     let want = alpha * dot + old;
                     let got = c[i * (n + 1) + j].to_f64c();
-                    let tol = if T::NAME == "f32" { 1e-4 } else { 1e-12 } * (1.0 + k as f64) * (1.0 + want.abs());
-                    prop_assert!((got - want).abs() <= tol, "{ta:?}/{tb:?} alpha {alpha} beta {beta} at ({i},{j}): {got} vs {want}");
+                    let tol = if T::NAME == "f32" { 1e-4 } else { 1e-12 }
+                        * (1.0 + k as f64)
+                        * (1.0 + want.abs());
+                    prop_assert!(
+                        (got - want).abs() <= tol,
+                        "{ta:?}/{tb:?} alpha {alpha} beta {beta} at ({i},{j}): {got} vs {want}"
+                    );
                 }
                 // The padding column is never written.
-                prop_assert!(c[i * (n + 1) + n].to_f64c().to_bits() == c0[i * (n + 1) + n].to_f64c().to_bits() || beta == 0.0 && c[i * (n + 1) + n].is_nan());
+                prop_assert!(
+                    c[i * (n + 1) + n].to_f64c().to_bits()
+                        == c0[i * (n + 1) + n].to_f64c().to_bits()
+                        || beta == 0.0 && c[i * (n + 1) + n].is_nan()
+                );
             }
         }
     }
@@ -253,6 +348,13 @@ pub fn adam_steps<T: Scalar, B: Backend<T>>(backend: &B, steps: usize) -> Vec<f6
     model
         .layers()
         .iter()
-        .flat_map(|l| l.weight.as_slice().iter().chain(&l.bias).map(|v| v.to_f64c()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.weight
+                .as_slice()
+                .iter()
+                .chain(&l.bias)
+                .map(|v| v.to_f64c())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }

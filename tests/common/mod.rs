@@ -16,7 +16,11 @@ pub const ACTIVATIONS: [Activation; 3] = [
 ];
 
 /// Every base density.
-pub const BASES: [BaseDensity; 3] = [BaseDensity::Normal, BaseDensity::Laplace, BaseDensity::Logistic];
+pub const BASES: [BaseDensity; 3] = [
+    BaseDensity::Normal,
+    BaseDensity::Laplace,
+    BaseDensity::Logistic,
+];
 
 /// One random test problem.
 #[derive(Clone, Debug)]
@@ -34,8 +38,16 @@ pub struct Case {
 /// bias on/off and a seed for the numbers.
 pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
     use proptest::prelude::*;
-    (1usize..=24, 1usize..=40, 1usize..=4, 0usize..3, 0usize..3, any::<bool>(), any::<u64>()).prop_map(
-        |(d, b, l, a, p, bias, seed)| Case {
+    (
+        1usize..=24,
+        1usize..=40,
+        1usize..=4,
+        0usize..3,
+        0usize..3,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(d, b, l, a, p, bias, seed)| Case {
             d,
             b,
             l,
@@ -43,16 +55,19 @@ pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
             base: BASES[p],
             bias,
             seed,
-        },
-    )
+        })
 }
 
 /// A well-conditioned random matrix: `Q1 diag(s) Q2` with `s` in `[0.5, 2]`.
 pub fn well_conditioned<R: Rng>(d: usize, rng: &mut R) -> Mat<f64> {
     let q1 = random_orthogonal(d, rng);
     let q2 = random_orthogonal(d, rng);
-    let s: Vec<f64> = (0..d).map(|_| 0.5 * 4f64.powf(rng.random::<f64>())).collect();
-    Mat::from_fn(d, d, |i, j| (0..d).map(|k| q1.get(i, k) * s[k] * q2.get(k, j)).sum())
+    let s: Vec<f64> = (0..d)
+        .map(|_| 0.5 * 4f64.powf(rng.random::<f64>()))
+        .collect();
+    Mat::from_fn(d, d, |i, j| {
+        (0..d).map(|k| q1.get(i, k) * s[k] * q2.get(k, j)).sum()
+    })
 }
 
 /// A random model and batch for `case`, in f64.
@@ -62,7 +77,16 @@ pub fn model_and_data(case: &Case) -> (InvertibleMlp<f64>, Mat<f64>) {
         .map(|_| Layer {
             weight: well_conditioned(case.d, &mut rng),
             bias: (0..case.d)
-                .map(|_| if case.bias { 0.5 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng) } else { 0.0 })
+                .map(|_| {
+                    if case.bias {
+                        0.5 * <StandardNormal as Distribution<f64>>::sample(
+                            &StandardNormal,
+                            &mut rng,
+                        )
+                    } else {
+                        0.0
+                    }
+                })
                 .collect(),
         })
         .collect();
@@ -83,16 +107,25 @@ pub fn rel_err<T: Scalar, U: Scalar>(a: &[T], b: &[U], floor: f64) -> f64 {
 
 /// Plain triple-loop product `A B` (the test's own, independent of every backend).
 pub fn matmul(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
-    Mat::from_fn(a.rows(), b.cols(), |i, j| (0..a.cols()).map(|k| a.get(i, k) * b.get(k, j)).sum())
+    Mat::from_fn(a.rows(), b.cols(), |i, j| {
+        (0..a.cols()).map(|k| a.get(i, k) * b.get(k, j)).sum()
+    })
 }
 
 /// The spec's oracle for the relative gradient of one layer, from the Euclidean
 /// gradient `(gw, gb)`: `R_W = W W^T G_W + W b G_b^T`, `R_b = b^T W^T G_W + (1 + b^T b) G_b^T`.
-pub fn relative_from_euclidean(w: &Mat<f64>, b: &[f64], gw: &Mat<f64>, gb: &[f64]) -> (Mat<f64>, Vec<f64>) {
+pub fn relative_from_euclidean(
+    w: &Mat<f64>,
+    b: &[f64],
+    gw: &Mat<f64>,
+    gb: &[f64],
+) -> (Mat<f64>, Vec<f64>) {
     let d = w.rows();
     let wwt = matmul(w, &w.transpose());
     let wwtg = matmul(&wwt, gw);
-    let wb: Vec<f64> = (0..d).map(|i| (0..d).map(|k| w.get(i, k) * b[k]).sum()).collect();
+    let wb: Vec<f64> = (0..d)
+        .map(|i| (0..d).map(|k| w.get(i, k) * b[k]).sum())
+        .collect();
     let rw = Mat::from_fn(d, d, |i, j| wwtg.get(i, j) + wb[i] * gb[j]);
     let btb: f64 = b.iter().map(|v| v * v).sum();
     let rb = (0..d)
@@ -147,7 +180,9 @@ pub fn log_abs_det(a: &Mat<f64>) -> f64 {
     let mut m = a.clone();
     let mut acc = 0.0;
     for k in 0..n {
-        let p = (k..n).max_by(|&i, &j| m.get(i, k).abs().total_cmp(&m.get(j, k).abs())).unwrap();
+        let p = (k..n)
+            .max_by(|&i, &j| m.get(i, k).abs().total_cmp(&m.get(j, k).abs()))
+            .unwrap();
         if p != k {
             for j in 0..n {
                 let t = m.get(k, j);

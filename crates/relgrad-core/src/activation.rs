@@ -79,9 +79,9 @@ impl Activation {
     /// Checks the parameter range that makes the map invertible.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Activation::SmoothLeakyRelu { alpha } if !(alpha > 0.0 && alpha < 1.0) => Err(
-                format!("smooth leaky ReLU needs 0 < alpha < 1, got {alpha}"),
-            ),
+            Activation::SmoothLeakyRelu { alpha } if !(alpha > 0.0 && alpha < 1.0) => Err(format!(
+                "smooth leaky ReLU needs 0 < alpha < 1, got {alpha}"
+            )),
             Activation::LeakyRelu { alpha } if !(alpha > 0.0 && alpha <= 1.0) => {
                 Err(format!("leaky ReLU needs 0 < alpha <= 1, got {alpha}"))
             }
@@ -251,7 +251,11 @@ impl Activation {
                 // One more Newton step polishes the last bit.
                 let (fx, dfx, _) = self.fused(x);
                 let polished = x - (fx - y) / dfx;
-                return if polished > lo && polished < hi { polished } else { x };
+                return if polished > lo && polished < hi {
+                    polished
+                } else {
+                    x
+                };
             }
         }
         x

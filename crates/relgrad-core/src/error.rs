@@ -8,7 +8,9 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
     /// The data's number of columns does not match the model's dimension.
-    #[error("dimension mismatch: the model has dimension {expected}, the data has {found} columns")]
+    #[error(
+        "dimension mismatch: the model has dimension {expected}, the data has {found} columns"
+    )]
     DimensionMismatch {
         /// The model's dimension.
         expected: usize,

@@ -49,7 +49,9 @@ fn check<T: Scalar, B: Backend<T>>(
         });
     }
     if x.rows() == 0 {
-        return Err(Error::NotEnoughData("an empty batch has no gradient".into()));
+        return Err(Error::NotEnoughData(
+            "an empty batch has no gradient".into(),
+        ));
     }
     if !ws.fits(model, x.rows()) {
         return Err(Error::InvalidConfig(format!(
@@ -79,7 +81,15 @@ fn forward_train<T: Scalar, B: Backend<T>>(
         let (h_prev, y_rest) = (&ws.h, &mut ws.y);
         let input = if l == 0 { x } else { h_prev[l - 1].top(n) };
         let mut y = y_rest[l].top_mut(n);
-        backend.gemm(T::one(), input, Trans::No, layer.weight.as_ref(), Trans::No, T::zero(), y.rb_mut());
+        backend.gemm(
+            T::one(),
+            input,
+            Trans::No,
+            layer.weight.as_ref(),
+            Trans::No,
+            T::zero(),
+            y.rb_mut(),
+        );
         if model.use_bias() {
             for i in 0..n {
                 for (v, &b) in y.row_mut(i).iter_mut().zip(&layer.bias) {
@@ -166,20 +176,53 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
         if n <= d {
             // (W Y^T) Delta: two B D^2 products.
             let mut wy = MatMut::from_slice(&mut ws.prod[..d * n], d, n);
-            backend.gemm(T::one(), w, Trans::No, y, Trans::Yes, T::zero(), wy.rb_mut());
-            backend.gemm(T::one(), wy.rb(), Trans::No, delta, Trans::No, T::one(), gw.as_mut());
+            backend.gemm(
+                T::one(),
+                w,
+                Trans::No,
+                y,
+                Trans::Yes,
+                T::zero(),
+                wy.rb_mut(),
+            );
+            backend.gemm(
+                T::one(),
+                wy.rb(),
+                Trans::No,
+                delta,
+                Trans::No,
+                T::one(),
+                gw.as_mut(),
+            );
         } else {
             // W (Y^T Delta): B D^2 + D^3, cheaper when B > D.
             let mut yd = MatMut::from_slice(&mut ws.prod[..d * d], d, d);
-            backend.gemm(T::one(), y, Trans::Yes, delta, Trans::No, T::zero(), yd.rb_mut());
-            backend.gemm(T::one(), w, Trans::No, yd.rb(), Trans::No, T::one(), gw.as_mut());
+            backend.gemm(
+                T::one(),
+                y,
+                Trans::Yes,
+                delta,
+                Trans::No,
+                T::zero(),
+                yd.rb_mut(),
+            );
+            backend.gemm(
+                T::one(),
+                w,
+                Trans::No,
+                yd.rb(),
+                Trans::No,
+                T::one(),
+                gw.as_mut(),
+            );
         }
         let gb = &mut ws.grad.biases[l];
         if model.use_bias() {
             // R_b = Delta^T (1 + Y b) + b
             for i in 0..n {
                 let yi = y.row(i);
-                ws.rowvec[i] = T::one() + yi.iter().zip(&layer.bias).map(|(&a, &b)| a * b).sum::<T>();
+                ws.rowvec[i] =
+                    T::one() + yi.iter().zip(&layer.bias).map(|(&a, &b)| a * b).sum::<T>();
             }
             gb.copy_from_slice(&layer.bias);
             for i in 0..n {
@@ -228,7 +271,15 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
         }
         let input = if l == 0 { x } else { ws.h[l - 1].top(n) };
         let delta = ws.delta.top(n);
-        backend.gemm(T::one(), input, Trans::Yes, delta, Trans::No, T::one(), gw.as_mut());
+        backend.gemm(
+            T::one(),
+            input,
+            Trans::Yes,
+            delta,
+            Trans::No,
+            T::one(),
+            gw.as_mut(),
+        );
         let gb = &mut ws.grad.biases[l];
         gb.fill(T::zero());
         if model.use_bias() {

@@ -41,7 +41,9 @@ pub enum Init {
 
 impl Default for Init {
     fn default() -> Self {
-        Init::DataDependent { shift: DEFAULT_SHIFT }
+        Init::DataDependent {
+            shift: DEFAULT_SHIFT,
+        }
     }
 }
 
@@ -89,7 +91,9 @@ impl Init {
             }
             Init::DataDependent { shift } => {
                 let x = data.ok_or_else(|| {
-                    Error::InvalidConfig("the data-dependent initialisation needs training data".into())
+                    Error::InvalidConfig(
+                        "the data-dependent initialisation needs training data".into(),
+                    )
                 })?;
                 if x.cols() != arch.dim {
                     return Err(Error::DimensionMismatch {
@@ -97,7 +101,12 @@ impl Init {
                         found: x.cols(),
                     });
                 }
-                data_dependent(&mut model, backend, x, if arch.use_bias { shift } else { 0.0 })?;
+                data_dependent(
+                    &mut model,
+                    backend,
+                    x,
+                    if arch.use_bias { shift } else { 0.0 },
+                )?;
             }
         }
         Ok(model)
@@ -107,7 +116,10 @@ impl Init {
 /// Rows used to fit the data-dependent start (a prefix of the data is enough).
 const INIT_MAX_ROWS: usize = 50_000;
 
-fn whitening<T: Scalar, B: Backend<T>>(backend: &B, x: MatRef<'_, T>) -> Result<(Vec<f64>, Mat<f64>)> {
+fn whitening<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    x: MatRef<'_, T>,
+) -> Result<(Vec<f64>, Mat<f64>)> {
     let (mean, cov) = mean_cov(backend, x)?;
     let (chol, _) = cholesky_ridged(&cov, 1e-9)?;
     // cov = L L^T, so x L^{-T} has identity covariance.
@@ -163,7 +175,15 @@ fn data_dependent<T: Scalar, B: Backend<T>>(
             break;
         }
         let layer = &model.layers()[l];
-        backend.gemm(T::one(), h.as_ref(), Trans::No, layer.weight.as_ref(), Trans::No, T::zero(), y.as_mut());
+        backend.gemm(
+            T::one(),
+            h.as_ref(),
+            Trans::No,
+            layer.weight.as_ref(),
+            Trans::No,
+            T::zero(),
+            y.as_mut(),
+        );
         for i in 0..n {
             for (v, &b) in y.row_mut(i).iter_mut().zip(&layer.bias) {
                 *v = act.eval(*v + b);

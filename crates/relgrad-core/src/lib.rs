@@ -43,6 +43,9 @@ pub mod scalar;
 pub mod train;
 pub mod workspace;
 
+/// The `rand` crate this library's sampling API is written against.
+pub use rand;
+
 pub use activation::Activation;
 pub use backend::{Backend, LogDet, Threads, Trans};
 pub use density::BaseDensity;
@@ -53,5 +56,5 @@ pub use matrix::{Mat, MatMut, MatRef};
 pub use mlp::{InvertibleMlp, Layer};
 pub use optim::{Optimizer, OptimizerState};
 pub use scalar::Scalar;
-pub use train::{EpochMetrics, History, TrainConfig, TrainEvent, Trainer};
+pub use train::{EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
 pub use workspace::{Gradient, Workspace};

@@ -12,10 +12,15 @@ use crate::scalar::Scalar;
 
 /// Column means and the (maximum-likelihood, divide-by-`N`) covariance of the rows of `x`,
 /// both in `f64`. The centred product runs on the backend in `x`'s precision.
-pub fn mean_cov<T: Scalar, B: Backend<T>>(backend: &B, x: MatRef<'_, T>) -> Result<(Vec<f64>, Mat<f64>)> {
+pub fn mean_cov<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    x: MatRef<'_, T>,
+) -> Result<(Vec<f64>, Mat<f64>)> {
     let (n, d) = (x.rows(), x.cols());
     if n < 2 {
-        return Err(Error::NotEnoughData(format!("a covariance needs at least 2 rows, got {n}")));
+        return Err(Error::NotEnoughData(format!(
+            "a covariance needs at least 2 rows, got {n}"
+        )));
     }
     let mut mean = vec![0.0f64; d];
     for i in 0..n {
@@ -59,7 +64,7 @@ pub fn cholesky(a: &Mat<f64>) -> Option<Mat<f64>> {
         for k in 0..j {
             s -= l.get(j, k) * l.get(j, k);
         }
-        if !(s > 0.0) || !s.is_finite() {
+        if s.is_nan() || s <= 0.0 || s.is_infinite() {
             return None;
         }
         let djj = s.sqrt();
@@ -81,7 +86,11 @@ pub fn cholesky(a: &Mat<f64>) -> Option<Mat<f64>> {
 pub fn cholesky_ridged(a: &Mat<f64>, rel_ridge: f64) -> Result<(Mat<f64>, f64)> {
     let n = a.rows();
     let scale = (0..n).map(|i| a.get(i, i)).sum::<f64>() / n.max(1) as f64;
-    let scale = if scale > 0.0 && scale.is_finite() { scale } else { 1.0 };
+    let scale = if scale > 0.0 && scale.is_finite() {
+        scale
+    } else {
+        1.0
+    };
     let mut ridge = 0.0;
     for attempt in 0..12 {
         let mut b = a.clone();

@@ -163,7 +163,11 @@ impl<T: Scalar> Mat<T> {
     /// Converts the element type (through `f64`).
     pub fn cast<U: Scalar>(&self) -> Mat<U> {
         Mat {
-            data: self.data.iter().map(|&x| U::from_f64c(x.to_f64c())).collect(),
+            data: self
+                .data
+                .iter()
+                .map(|&x| U::from_f64c(x.to_f64c()))
+                .collect(),
             rows: self.rows,
             cols: self.cols,
         }
@@ -174,8 +178,14 @@ impl<'a, T: Scalar> MatRef<'a, T> {
     /// Views `data` as a `rows x cols` row-major matrix with row stride `stride`.
     /// Panics if the slice is too short or `stride < cols`.
     pub fn from_slice_with_stride(data: &'a [T], rows: usize, cols: usize, stride: usize) -> Self {
-        assert!(stride >= cols || rows <= 1, "MatRef: stride smaller than cols");
-        assert!(data.len() >= needed(rows, cols, stride), "MatRef: slice too short");
+        assert!(
+            stride >= cols || rows <= 1,
+            "MatRef: stride smaller than cols"
+        );
+        assert!(
+            data.len() >= needed(rows, cols, stride),
+            "MatRef: slice too short"
+        );
         Self {
             data,
             rows,
@@ -226,7 +236,10 @@ impl<'a, T: Scalar> MatRef<'a, T> {
     }
     /// Rows `start..end`.
     pub fn rows_range(self, start: usize, end: usize) -> Self {
-        assert!(start <= end && end <= self.rows, "MatRef::rows_range: out of range");
+        assert!(
+            start <= end && end <= self.rows,
+            "MatRef::rows_range: out of range"
+        );
         let data = if start == end {
             &self.data[..0]
         } else {
@@ -257,8 +270,14 @@ impl<'a, T: Scalar> MatMut<'a, T> {
         cols: usize,
         stride: usize,
     ) -> Self {
-        assert!(stride >= cols || rows <= 1, "MatMut: stride smaller than cols");
-        assert!(data.len() >= needed(rows, cols, stride), "MatMut: slice too short");
+        assert!(
+            stride >= cols || rows <= 1,
+            "MatMut: stride smaller than cols"
+        );
+        assert!(
+            data.len() >= needed(rows, cols, stride),
+            "MatMut: slice too short"
+        );
         Self {
             data,
             rows,
@@ -341,7 +360,11 @@ impl<'a, T: Scalar> MatMut<'a, T> {
     }
     /// Copies `src` (same shape) into this matrix.
     pub fn copy_from(&mut self, src: MatRef<'_, T>) {
-        assert_eq!((self.rows, self.cols), (src.rows(), src.cols()), "copy_from: shape mismatch");
+        assert_eq!(
+            (self.rows, self.cols),
+            (src.rows(), src.cols()),
+            "copy_from: shape mismatch"
+        );
         for i in 0..self.rows {
             self.row_mut(i).copy_from_slice(src.row(i));
         }

@@ -52,7 +52,9 @@ impl<T: Scalar> InvertibleMlp<T> {
             .map(|l| l.weight.rows())
             .ok_or_else(|| Error::InvalidConfig("a model needs at least one layer".into()))?;
         if dim == 0 {
-            return Err(Error::InvalidConfig("the dimension must be at least 1".into()));
+            return Err(Error::InvalidConfig(
+                "the dimension must be at least 1".into(),
+            ));
         }
         activation.validate().map_err(Error::InvalidConfig)?;
         for (i, l) in layers.iter().enumerate() {
@@ -89,7 +91,9 @@ impl<T: Scalar> InvertibleMlp<T> {
         use_bias: bool,
     ) -> Result<Self> {
         if n_layers == 0 {
-            return Err(Error::InvalidConfig("a model needs at least one layer".into()));
+            return Err(Error::InvalidConfig(
+                "a model needs at least one layer".into(),
+            ));
         }
         let layers = (0..n_layers)
             .map(|_| Layer {
@@ -136,7 +140,9 @@ impl<T: Scalar> InvertibleMlp<T> {
     /// Copies every parameter from `other` (same shapes) without allocating.
     pub fn copy_parameters_from(&mut self, other: &Self) {
         for (dst, src) in self.layers.iter_mut().zip(&other.layers) {
-            dst.weight.as_mut_slice().copy_from_slice(src.weight.as_slice());
+            dst.weight
+                .as_mut_slice()
+                .copy_from_slice(src.weight.as_slice());
             dst.bias.copy_from_slice(&src.bias);
         }
     }
@@ -144,7 +150,8 @@ impl<T: Scalar> InvertibleMlp<T> {
     /// Whether every parameter is finite.
     pub fn is_finite(&self) -> bool {
         self.layers.iter().all(|l| {
-            l.weight.as_slice().iter().all(|v| v.is_finite()) && l.bias.iter().all(|v| v.is_finite())
+            l.weight.as_slice().iter().all(|v| v.is_finite())
+                && l.bias.iter().all(|v| v.is_finite())
         })
     }
 
@@ -202,7 +209,15 @@ impl<T: Scalar> InvertibleMlp<T> {
         let n = x.rows();
         let layer = &self.layers[l];
         let mut o = out.top_mut(n);
-        backend.gemm(T::one(), x, Trans::No, layer.weight.as_ref(), Trans::No, T::zero(), o.rb_mut());
+        backend.gemm(
+            T::one(),
+            x,
+            Trans::No,
+            layer.weight.as_ref(),
+            Trans::No,
+            T::zero(),
+            o.rb_mut(),
+        );
         if self.use_bias {
             for i in 0..n {
                 for (v, &b) in o.row_mut(i).iter_mut().zip(&layer.bias) {
@@ -233,9 +248,8 @@ impl<T: Scalar> InvertibleMlp<T> {
             logd[..n].fill(T::zero());
             self.affine(backend, 0, x.rows_range(start, end), &mut a);
             for l in 1..n_layers {
-                for i in 0..n {
-                    let (y, h) = (a.row(i), b.row_mut(i));
-                    logd[i] += self.activation.forward_eval(y, h);
+                for (i, acc) in logd[..n].iter_mut().enumerate() {
+                    *acc += self.activation.forward_eval(a.row(i), b.row_mut(i));
                 }
                 let (src, dst) = (&b, &mut a);
                 self.affine(backend, l, src.top(n), dst);

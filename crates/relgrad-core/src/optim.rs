@@ -155,8 +155,16 @@ impl<T: Scalar> OptimizerState<T> {
         let opt = self.optimizer;
         for (l, layer) in model.layers_mut().iter_mut().enumerate() {
             let pairs = [
-                (2 * l, layer.weight.as_mut_slice(), dir.weights[l].as_slice()),
-                (2 * l + 1, layer.bias.as_mut_slice(), dir.biases[l].as_slice()),
+                (
+                    2 * l,
+                    layer.weight.as_mut_slice(),
+                    dir.weights[l].as_slice(),
+                ),
+                (
+                    2 * l + 1,
+                    layer.bias.as_mut_slice(),
+                    dir.biases[l].as_slice(),
+                ),
             ];
             for (slot, p, g) in pairs {
                 if slot % 2 == 1 && !use_bias {
@@ -167,7 +175,8 @@ impl<T: Scalar> OptimizerState<T> {
                         let lr = T::from_f64c(lr);
                         if momentum > 0.0 {
                             let mu = T::from_f64c(momentum);
-                            for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(self.m[slot].iter_mut()) {
+                            for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(self.m[slot].iter_mut())
+                            {
                                 *vi = mu * *vi + gi;
                                 *pi += lr * *vi;
                             }
@@ -192,7 +201,9 @@ impl<T: Scalar> OptimizerState<T> {
                         let (b1, b2) = (T::from_f64c(beta1), T::from_f64c(beta2));
                         let (one_b1, one_b2) = (T::one() - b1, T::one() - b2);
                         let (m, v) = (&mut self.m[slot], &mut self.v[slot]);
-                        for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        for (((pi, &gi), mi), vi) in
+                            p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                        {
                             *mi = b1 * *mi + one_b1 * gi;
                             *vi = b2 * *vi + one_b2 * gi * gi;
                             *pi += step * *mi / (vi.sqrt() + eps_hat);

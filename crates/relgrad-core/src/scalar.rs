@@ -115,7 +115,7 @@ impl Scalar for f64 {
         let x = x.max(-708.0);
         let shifted = x * core::f64::consts::LOG2_E + MAGIC;
         let k = shifted - MAGIC;
-        let r = (x - k * 6.931_471_803_691_238_16e-1) - k * 1.908_214_929_270_587_7e-10;
+        let r = (x - k * 6.931_471_803_691_238e-1) - k * 1.908_214_929_270_587_7e-10;
         let mut p = 1.0 / 6_227_020_800.0;
         p = p * r + 1.0 / 479_001_600.0;
         p = p * r + 1.0 / 39_916_800.0;
@@ -137,6 +137,12 @@ impl Scalar for f64 {
     fn ln_1p_unit(u: f64) -> f64 {
         atanh2_series!(u / (2.0 + u), f64, 19)
     }
+}
+
+/// Shorthand for [`Scalar::from_f64c`].
+#[inline(always)]
+pub fn c<T: Scalar>(x: f64) -> T {
+    T::from_f64c(x)
 }
 
 #[cfg(test)]
@@ -165,17 +171,20 @@ mod tests {
             }
         }
         assert!(worst[0] < 4.0 * f64::EPSILON, "f64 exp: {:e}", worst[0]);
-        assert!(worst[1] < 4.0 * f32::EPSILON as f64, "f32 exp: {:e}", worst[1]);
+        assert!(
+            worst[1] < 4.0 * f32::EPSILON as f64,
+            "f32 exp: {:e}",
+            worst[1]
+        );
         assert!(worst[2] < 4.0 * f64::EPSILON, "f64 ln_1p: {:e}", worst[2]);
-        assert!(worst[3] < 4.0 * f32::EPSILON as f64, "f32 ln_1p: {:e}", worst[3]);
+        assert!(
+            worst[3] < 4.0 * f32::EPSILON as f64,
+            "f32 ln_1p: {:e}",
+            worst[3]
+        );
         assert_eq!(f64::exp_nonpositive(0.0), 1.0);
         assert_eq!(f32::exp_nonpositive(0.0), 1.0);
         assert_eq!(f64::ln_1p_unit(0.0), 0.0);
     }
 }
 
-/// Shorthand for [`Scalar::from_f64c`].
-#[inline(always)]
-pub fn c<T: Scalar>(x: f64) -> T {
-    T::from_f64c(x)
-}

@@ -70,10 +70,14 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate().map_err(Error::InvalidConfig)?;
         if self.batch_size == 0 {
-            return Err(Error::InvalidConfig("the batch size must be at least 1".into()));
+            return Err(Error::InvalidConfig(
+                "the batch size must be at least 1".into(),
+            ));
         }
         if self.look_ahead == Some(0) {
-            return Err(Error::InvalidConfig("the look-ahead must be at least 1 epoch".into()));
+            return Err(Error::InvalidConfig(
+                "the look-ahead must be at least 1 epoch".into(),
+            ));
         }
         Ok(())
     }
@@ -130,6 +134,16 @@ pub enum TrainEvent<'a> {
     Epoch(&'a EpochMetrics),
 }
 
+/// What a [`Trainer::fit_with`] callback asks of the training loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Go on training.
+    #[default]
+    Continue,
+    /// Stop now, without restoring the best parameters (e.g. on Ctrl-C).
+    Stop,
+}
+
 /// A training run in progress: optimizer state, buffers, the best parameters and the
 /// history. Made once; [`Trainer::fit`] runs epochs without allocating per step.
 pub struct Trainer<T: Scalar, B: Backend<T>> {
@@ -161,7 +175,12 @@ pub struct TrainerState<T> {
 
 impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
     /// A trainer for `model` (its shape and starting parameters) on `n_train` rows.
-    pub fn new(model: &InvertibleMlp<T>, backend: B, config: TrainConfig, n_train: usize) -> Result<Self> {
+    pub fn new(
+        model: &InvertibleMlp<T>,
+        backend: B,
+        config: TrainConfig,
+        n_train: usize,
+    ) -> Result<Self> {
         config.validate()?;
         if n_train == 0 {
             return Err(Error::NotEnoughData("the training set is empty".into()));
@@ -210,10 +229,14 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
     /// Restores a checkpointed state (from the same model shape and settings).
     pub fn restore(&mut self, st: TrainerState<T>) -> Result<()> {
         if st.best.dim() != self.best.dim() || st.best.n_layers() != self.best.n_layers() {
-            return Err(Error::InvalidConfig("the checkpoint is for a different model shape".into()));
+            return Err(Error::InvalidConfig(
+                "the checkpoint is for a different model shape".into(),
+            ));
         }
         if !self.state.restore(st.steps, st.m, st.v) {
-            return Err(Error::InvalidConfig("the checkpoint's optimizer state does not fit".into()));
+            return Err(Error::InvalidConfig(
+                "the checkpoint's optimizer state does not fit".into(),
+            ));
         }
         self.best_score = st
             .history
@@ -225,37 +248,48 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
         Ok(())
     }
 
-    fn evaluate(&self, model: &InvertibleMlp<T>, train: MatRef<'_, T>, val: Option<MatRef<'_, T>>) -> (Option<f64>, Option<f64>) {
-        let ll = |x: MatRef<'_, T>| match model.mean_log_likelihood(&self.backend, x) {
-            Ok(v) => v,
-            Err(_) => f64::NAN,
-        };
+    fn evaluate(
+        &self,
+        model: &InvertibleMlp<T>,
+        train: MatRef<'_, T>,
+        val: Option<MatRef<'_, T>>,
+    ) -> (Option<f64>, Option<f64>) {
+        let ll = |x: MatRef<'_, T>| model
+            .mean_log_likelihood(&self.backend, x)
+            .unwrap_or(f64::NAN);
         let rows = self.config.train_eval_rows.min(train.rows());
         let train_ll = (rows > 0).then(|| ll(train.top(rows)));
         (train_ll, val.map(ll))
     }
 
-    /// Records an epoch's metrics; returns whether it diverged.
+    /// Records an epoch's metrics; returns whether it diverged and what the callback asked.
     fn record(
         &mut self,
         model: &InvertibleMlp<T>,
         metrics: EpochMetrics,
-        on_event: &mut impl FnMut(TrainEvent<'_>),
-    ) -> bool {
+        on_event: &mut impl FnMut(TrainEvent<'_>, &InvertibleMlp<T>) -> Flow,
+    ) -> (bool, Flow) {
         let score = metrics.val_ll.or(metrics.train_ll);
         let diverged = !model.is_finite() || score.is_some_and(|s| !s.is_finite());
         if !diverged {
             let s = score.unwrap_or(f64::INFINITY);
             // Without any evaluation the latest parameters are the result.
             if score.is_none() || s > self.best_score || self.history.epochs.is_empty() {
-                self.best_score = if score.is_none() { f64::NEG_INFINITY } else { s };
+                self.best_score = if score.is_none() {
+                    f64::NEG_INFINITY
+                } else {
+                    s
+                };
                 self.best.copy_parameters_from(model);
                 self.history.best_epoch = metrics.epoch;
             }
         }
         self.history.epochs.push(metrics);
-        on_event(TrainEvent::Epoch(self.history.epochs.last().expect("just pushed")));
-        diverged
+        let flow = on_event(
+            TrainEvent::Epoch(self.history.epochs.last().expect("just pushed")),
+            model,
+        );
+        (diverged, flow)
     }
 
     /// Trains `model` in place on the rows of `train`, validating on `val`, from the
@@ -267,6 +301,29 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
         val: Option<MatRef<'_, T>>,
         mut on_event: impl FnMut(TrainEvent<'_>),
     ) -> Result<&History> {
+        self.fit_with(model, train, val, |event, _| {
+            on_event(event);
+            Flow::Continue
+        })?;
+        Ok(&self.history)
+    }
+
+    /// [`Trainer::fit`] with a callback that also sees the current parameters (e.g. to
+    /// checkpoint them after every epoch) and may stop the loop.
+    ///
+    /// Returns `Ok(true)` when training finished (the best parameters are then in
+    /// `model`), `Ok(false)` when the callback returned [`Flow::Stop`]: `model` then holds
+    /// the current parameters. Stopped at a [`TrainEvent::Epoch`] event, the trainer is
+    /// consistent and a later call continues with the next epoch; stopped at a
+    /// [`TrainEvent::Step`], the epoch is incomplete and only a state taken at an earlier
+    /// epoch event (see [`Trainer::state`]) is meaningful.
+    pub fn fit_with(
+        &mut self,
+        model: &mut InvertibleMlp<T>,
+        train: MatRef<'_, T>,
+        val: Option<MatRef<'_, T>>,
+        mut on_event: impl FnMut(TrainEvent<'_>, &InvertibleMlp<T>) -> Flow,
+    ) -> Result<bool> {
         let d = model.dim();
         for x in [Some(train), val].into_iter().flatten() {
             if x.cols() != d {
@@ -292,11 +349,15 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                 seconds: 0.0,
                 steps: 0,
             };
-            if self.record(model, m, &mut on_event) {
+            let (diverged, flow) = self.record(model, m, &mut on_event);
+            if diverged {
                 return Err(Error::Diverged {
                     epoch: 0,
                     best_epoch: 0,
                 });
+            }
+            if flow == Flow::Stop {
+                return Ok(false);
             }
         }
         let n = train.rows();
@@ -314,7 +375,9 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
             if self.config.shuffle {
                 // Per-epoch seeding keeps resumed runs identical to uninterrupted ones.
                 self.order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
-                let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut rng = StdRng::seed_from_u64(
+                    self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
                 self.order.shuffle(&mut rng);
             }
             let mut bad_step = false;
@@ -323,18 +386,27 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                 for (dst, &src) in rows.iter().enumerate() {
                     self.batch.row_mut(dst).copy_from_slice(train.row(src));
                 }
-                gradient(self.config.gradient, model, &self.backend, self.batch.top(k), &mut self.ws)?;
+                gradient(
+                    self.config.gradient,
+                    model,
+                    &self.backend,
+                    self.batch.top(k),
+                    &mut self.ws,
+                )?;
                 if !self.ws.grad.max_abs().is_finite() {
                     bad_step = true;
                     break;
                 }
                 self.state.step(model, &self.ws.grad);
-                on_event(TrainEvent::Step {
+                let event = TrainEvent::Step {
                     epoch,
                     step: step + 1,
                     steps_per_epoch,
                     rows: k,
-                });
+                };
+                if on_event(event, model) == Flow::Stop {
+                    return Ok(false);
+                }
             }
             let seconds = started.elapsed().as_secs_f64();
             let (train_ll, val_ll) = if bad_step {
@@ -349,16 +421,20 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                 seconds,
                 steps: steps_per_epoch,
             };
-            if self.record(model, m, &mut on_event) || bad_step {
+            let (diverged, flow) = self.record(model, m, &mut on_event);
+            if diverged || bad_step {
                 model.copy_parameters_from(&self.best);
                 return Err(Error::Diverged {
                     epoch,
                     best_epoch: self.history.best_epoch,
                 });
             }
+            if flow == Flow::Stop {
+                return Ok(false);
+            }
         }
         model.copy_parameters_from(&self.best);
-        Ok(&self.history)
+        Ok(true)
     }
 }
 

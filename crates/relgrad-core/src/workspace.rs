@@ -70,7 +70,11 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
     /// Buffers for `n_layers` layers of dimension `dim` and batches of up to `capacity` rows.
     pub fn with_shape(dim: usize, n_layers: usize, capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let m = |k: usize| (0..k).map(|_| Mat::zeros(capacity, dim)).collect::<Vec<_>>();
+        let m = |k: usize| {
+            (0..k)
+                .map(|_| Mat::zeros(capacity, dim))
+                .collect::<Vec<_>>()
+        };
         let inner = n_layers.saturating_sub(1);
         Self {
             capacity,

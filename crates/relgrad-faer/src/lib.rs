@@ -57,10 +57,7 @@ fn available_threads() -> usize {
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn view<'a, T: faer::traits::ComplexField>(m: MatRef<'a, T>, t: Trans) -> FMatRef<'a, T>
-where
-    T: Scalar,
-{
+fn view<'a, T: faer::traits::ComplexField + Scalar>(m: MatRef<'a, T>, t: Trans) -> FMatRef<'a, T> {
     let v = FMatRef::from_row_major_slice_with_stride(m.as_slice(), m.rows(), m.cols(), m.stride());
     match t {
         Trans::No => v,
@@ -90,10 +87,11 @@ pub struct FaerLu<T> {
 
 impl<T> core::fmt::Debug for FaerLu<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("FaerLu").field("n", &self.n).finish_non_exhaustive()
+        f.debug_struct("FaerLu")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
     }
 }
-
 
 macro_rules! impl_faer {
     ($t:ty) => {
@@ -160,7 +158,10 @@ macro_rules! impl_faer {
 
             fn lu_factor(&self, a: MatRef<'_, $t>, lu: &mut FaerLu<$t>) -> LogDet<$t> {
                 let n = lu.n;
-                assert!(a.rows() == n && a.cols() == n, "lu_factor: expected a {n}x{n} matrix");
+                assert!(
+                    a.rows() == n && a.cols() == n,
+                    "lu_factor: expected a {n}x{n} matrix"
+                );
                 // Store column-major: copy the transpose of the row-major rows.
                 for i in 0..n {
                     let row = a.row(i);
@@ -182,19 +183,29 @@ macro_rules! impl_faer {
                 for i in 0..n {
                     let p = lu.lu[i * n + i];
                     if p == 0.0 || !p.is_finite() {
-                        return LogDet { log_abs: <$t>::NEG_INFINITY, sign: 0.0 };
+                        return LogDet {
+                            log_abs: <$t>::NEG_INFINITY,
+                            sign: 0.0,
+                        };
                     }
                     if p < 0.0 {
                         negative = !negative;
                     }
                     log_abs += p.abs().ln();
                 }
-                LogDet { log_abs, sign: if negative { -1.0 } else { 1.0 } }
+                LogDet {
+                    log_abs,
+                    sign: if negative { -1.0 } else { 1.0 },
+                }
             }
 
             fn lu_solve(&self, lu: &mut FaerLu<$t>, b: MatMut<'_, $t>) {
                 let n = lu.n;
-                assert_eq!(b.rows(), n, "lu_solve: right-hand side has the wrong number of rows");
+                assert_eq!(
+                    b.rows(),
+                    n,
+                    "lu_solve: right-hand side has the wrong number of rows"
+                );
                 if b.cols() > lu.rhs_cap {
                     // Only a right-hand side wider than any before grows the scratch.
                     let req = StackReq::any_of(&[
@@ -211,10 +222,20 @@ macro_rules! impl_faer {
 
             fn lu_inverse(&self, lu: &mut FaerLu<$t>, out: MatMut<'_, $t>) {
                 let n = lu.n;
-                assert!(out.rows() == n && out.cols() == n, "lu_inverse: output must be {n}x{n}");
+                assert!(
+                    out.rows() == n && out.cols() == n,
+                    "lu_inverse: output must be {n}x{n}"
+                );
                 let f = FMatRef::from_column_major_slice(&lu.lu, n, n);
                 let perm = PermRef::new_checked(&lu.perm, &lu.perm_inv, n);
-                inverse::inverse(view_mut(out), f, f, perm, lu.par, MemStack::new(&mut lu.mem));
+                inverse::inverse(
+                    view_mut(out),
+                    f,
+                    f,
+                    perm,
+                    lu.par,
+                    MemStack::new(&mut lu.mem),
+                );
             }
         }
     };
