@@ -261,3 +261,110 @@ impl Activation {
         x
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Activation;
+
+    const ALL: [Activation; 4] = [
+        Activation::SmoothLeakyRelu { alpha: 0.01 },
+        Activation::SmoothLeakyRelu { alpha: 0.3 },
+        Activation::LeakyRelu { alpha: 0.1 },
+        Activation::TanhLinear { beta: 0.2 },
+    ];
+
+    fn grid() -> impl Iterator<Item = f64> {
+        (-4000..=4000).map(|i| {
+            let t = i as f64 / 100.0; // -40 .. 40
+            t * t.abs() / 4.0 // denser near 0, out to +-400
+        })
+    }
+
+    #[test]
+    fn inverse_is_exact_to_round_off_in_f64() {
+        for act in ALL {
+            for x in grid() {
+                let y = act.eval(x);
+                let back = act.inverse(y);
+                assert!(
+                    (back - x).abs() <= 1e-12 * (1.0 + x.abs()),
+                    "{act:?}: x = {x}, y = {y}, inverse = {back}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inverse_is_exact_to_round_off_in_f32() {
+        for act in ALL {
+            for x in grid() {
+                let x = x as f32;
+                let back = act.inverse(act.eval(x));
+                assert!(
+                    (back - x).abs() <= 1e-5 * (1.0 + x.abs()),
+                    "{act:?}: x = {x}, inverse = {back}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn derivatives_match_finite_differences() {
+        let h = 1e-6;
+        for act in ALL {
+            for x in grid().filter(|x| x.abs() < 30.0) {
+                if matches!(act, Activation::LeakyRelu { .. }) && x.abs() < 1e-3 {
+                    continue; // the kink
+                }
+                let (v, d, k) = act.fused(x);
+                assert_eq!(v, act.eval(x));
+                let fd = (act.eval(x + h) - act.eval(x - h)) / (2.0 * h);
+                assert!(
+                    (fd - d).abs() < 1e-7 * (1.0 + d.abs()),
+                    "{act:?} sigma' at {x}: {d} vs {fd}"
+                );
+                let fd_k = (act.log_derivative(x + h) - act.log_derivative(x - h)) / (2.0 * h);
+                assert!(
+                    (fd_k - k).abs() < 1e-6,
+                    "{act:?} kappa at {x}: {k} vs {fd_k}"
+                );
+                assert!(d > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn smooth_leaky_relu_is_stable_far_out() {
+        let act = Activation::SmoothLeakyRelu { alpha: 0.01 };
+        for x in [-1e6f64, -800.0, -50.0, 50.0, 800.0, 1e6] {
+            let (v, d, k) = act.fused(x);
+            assert!(v.is_finite() && d.is_finite() && k.is_finite(), "at {x}");
+            let expect = if x > 0.0 { x } else { 0.01 * x };
+            assert!(
+                (v - expect).abs() <= 1e-9 * expect.abs().max(1.0),
+                "{v} vs {expect}"
+            );
+        }
+        assert!(act.fused(f32::MIN / 2.0).0.is_finite());
+    }
+
+    #[test]
+    fn names_round_trip_and_invalid_parameters_are_rejected() {
+        for act in ALL {
+            assert_eq!(
+                Activation::from_name(act.name(), act.parameter()),
+                Some(act)
+            );
+            assert!(act.validate().is_ok());
+        }
+        assert!(Activation::SmoothLeakyRelu { alpha: 1.0 }
+            .validate()
+            .is_err());
+        assert!(Activation::LeakyRelu { alpha: 0.0 }.validate().is_err());
+        assert!(Activation::TanhLinear { beta: -0.5 }.validate().is_err());
+        assert!(Activation::TanhLinear { beta: f64::NAN }
+            .validate()
+            .is_err());
+        assert_eq!(Activation::from_name("relu", 0.0), None);
+    }
+}

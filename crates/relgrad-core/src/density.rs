@@ -116,3 +116,55 @@ impl BaseDensity {
         c(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BaseDensity;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    const ALL: [BaseDensity; 3] = [
+        BaseDensity::Normal,
+        BaseDensity::Laplace,
+        BaseDensity::Logistic,
+    ];
+
+    #[test]
+    fn densities_integrate_to_one_and_scores_are_derivatives() {
+        for base in ALL {
+            // Trapezoid rule on [-40, 40].
+            let h = 1e-3;
+            let total: f64 = (-40_000..=40_000)
+                .map(|i| base.log_prob(i as f64 * h).exp() * h)
+                .sum();
+            assert!((total - 1.0).abs() < 1e-6, "{base:?} integrates to {total}");
+            for i in -50..=50 {
+                let z = i as f64 * 0.17 + 0.013;
+                let fd = (base.log_prob(z + 1e-6) - base.log_prob(z - 1e-6)) / 2e-6;
+                assert!((fd - base.score(z)).abs() < 1e-6, "{base:?} score at {z}");
+            }
+            let zs = [0.3f64, -1.2, 2.5];
+            let sum: f64 = zs.iter().map(|&z| base.log_prob(z)).sum();
+            assert!((base.log_prob_sum(&zs) - sum).abs() < 1e-12);
+            assert_eq!(BaseDensity::from_name(base.name()), Some(base));
+        }
+    }
+
+    #[test]
+    fn samples_have_the_right_moments() {
+        // Variances: normal 1, Laplace 2, logistic pi^2 / 3.
+        let want = [1.0, 2.0, std::f64::consts::PI.powi(2) / 3.0];
+        for (base, var) in ALL.into_iter().zip(want) {
+            let mut rng = StdRng::seed_from_u64(5);
+            let n = 200_000;
+            let xs: Vec<f64> = (0..n).map(|_| base.sample(&mut rng)).collect();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let v = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            assert!(mean.abs() < 0.02, "{base:?} mean {mean}");
+            assert!(
+                (v / var - 1.0).abs() < 0.03,
+                "{base:?} variance {v}, expected {var}"
+            );
+        }
+    }
+}

@@ -187,4 +187,3 @@ mod tests {
         assert_eq!(f64::ln_1p_unit(0.0), 0.0);
     }
 }
-

@@ -254,9 +254,11 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
         train: MatRef<'_, T>,
         val: Option<MatRef<'_, T>>,
     ) -> (Option<f64>, Option<f64>) {
-        let ll = |x: MatRef<'_, T>| model
-            .mean_log_likelihood(&self.backend, x)
-            .unwrap_or(f64::NAN);
+        let ll = |x: MatRef<'_, T>| {
+            model
+                .mean_log_likelihood(&self.backend, x)
+                .unwrap_or(f64::NAN)
+        };
         let rows = self.config.train_eval_rows.min(train.rows());
         let train_ll = (rows > 0).then(|| ll(train.top(rows)));
         (train_ll, val.map(ll))
