@@ -15,6 +15,25 @@ macro_rules! backend_suite {
                 $backend
             }
 
+            /// From the same seed, 20 Adam steps of relative-gradient training give the
+            /// same parameters as on faer: within 1e-9 (relative) in f64 and to
+            /// single-precision tolerance in f32.
+            #[test]
+            fn twenty_adam_steps_agree_with_faer() {
+                let reference = relgrad::Faer::new(relgrad::Threads::Fixed(1));
+                let want64 = suite::adam_steps::<f64, _>(&reference, 20);
+                let got64 = suite::adam_steps::<f64, _>(&backend(), 20);
+                let e64 = rel_err(&got64, &want64, 1e-12);
+                assert!(e64 < 1e-9, "f64 parameters differ from faer's by {e64:e}");
+                let want32 = suite::adam_steps::<f32, _>(&reference, 20);
+                let got32 = suite::adam_steps::<f32, _>(&backend(), 20);
+                let e32 = rel_err(&got32, &want32, 1e-6);
+                assert!(e32 < 1e-4, "f32 parameters differ from faer's by {e32:e}");
+                // And single precision tracks double precision.
+                let e = rel_err(&got32, &got64, 1e-6);
+                assert!(e < 1e-3, "f32 and f64 training differ by {e:e}");
+            }
+
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(96))]
 
