@@ -86,3 +86,12 @@ backend_suite!(
     faer_two_threads,
     relgrad::Faer::new(relgrad::Threads::Fixed(2))
 );
+#[cfg(feature = "nalgebra")]
+backend_suite!(nalgebra_auto, relgrad::Nalgebra::default());
+#[cfg(feature = "openblas")]
+backend_suite!(blas_auto, relgrad::Blas::default());
+#[cfg(feature = "openblas")]
+backend_suite!(
+    blas_two_threads,
+    relgrad::Blas::new(relgrad::Threads::Fixed(2))
+);

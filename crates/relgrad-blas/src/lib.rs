@@ -1,0 +1,1072 @@
+//! The OpenBLAS backend for relgrad: products through CBLAS `sgemm`/`dgemm` and LU through
+//! LAPACK `getrf`/`getri` plus CBLAS `trsm`, all working directly on relgrad's row-major
+//! memory (leading dimension = the row stride), with every buffer in a workspace made once.
+//!
+//! It links the system OpenBLAS (Debian: `apt-get install libopenblas-dev`, which includes
+//! LAPACK) through `openblas-src` with its `system` feature; this is the one crate of the
+//! workspace that pulls in `blas-src`/`openblas-src`, so that the library is linked exactly
+//! once.
+//!
+//! # Products
+//!
+//! `cblas_?gemm` with `CblasRowMajor`, the transpose flags of the call and leading
+//! dimensions equal to the views' row strides: no copies. `C = alpha op(A) op(B) + beta C`;
+//! with `beta == 0` the old contents of `C` are never read (OpenBLAS zeroes `C` first
+//! instead of scaling it, and products with `k == 0` are handled here), as in every relgrad
+//! backend.
+//!
+//! # LU on row-major memory
+//!
+//! LAPACK is column-major, so the workspace keeps the `n x n` matrix exactly as relgrad
+//! stores it, row by row, and LAPACK sees its transpose `M = A^T`. `getrf` factors
+//! `M = P L U`; since `det A = det A^T`, the log-determinant is read off `U`'s diagonal and
+//! the sign of `P` as usual. The solve and the inverse must be of `A`, not `A^T`:
+//!
+//! - **solve**: `A = M^T = U^T L^T P^T`, so `A^{-1} B = P (L^T)^{-1} (U^T)^{-1} B`. Read
+//!   row-major, the stored factors are `F^T`, whose lower triangle is `U^T` and whose strict
+//!   upper triangle is `L^T` (unit diagonal). Two row-major `cblas_?trsm` calls on `B` in
+//!   place (lower/non-unit, then upper/unit) and then the row interchanges in reverse order
+//!   give `A^{-1} B`, with `B`'s row stride as its leading dimension: no copy of `B` and no
+//!   scratch, so the workspace never grows for a wide right-hand side.
+//! - **inverse**: the factors are copied into `out` so that `out`, read column-major with
+//!   its row stride as leading dimension, holds `getrf`'s output; `getri` then leaves
+//!   `M^{-1} = A^{-T}` column-major there, which read row-major is exactly `A^{-1}`. The
+//!   factors in the workspace are untouched, so solves may follow. `getri`'s work array is
+//!   sized once (by a workspace query) in [`Backend::lu_workspace`].
+//!
+//! # Threads
+//!
+//! OpenBLAS's thread count is process-global. Before each call this backend picks a count
+//! and calls `openblas_set_num_threads` only when it differs from the last count it set:
+//! [`Threads::Fixed(n)`](Threads::Fixed) always uses `n`; [`Threads::Auto`] runs
+//! sequentially below [`AUTO_PARALLEL_MIN_FLOPS`] multiply-adds (`m n k` for a product,
+//! `n^2 k` for a solve, `n^3` for an inverse) and otherwise on all available CPUs (OpenBLAS
+//! may still use fewer for a call it judges small). Because the setting is global, backends
+//! with different settings used concurrently from several threads can see each other's
+//! count; use one setting per process if that matters. The environment variable
+//! `OPENBLAS_NUM_THREADS` only sets the count until the first call.
+//!
+//! **The factorisation (`getrf`) always runs on one thread.** OpenBLAS's threaded `getrf`
+//! (`getrf_parallel`) puts arrays sized for its compile-time maximum thread count on the
+//! stack at every level of its recursion; with Debian's build that overflows the 2 MiB stack
+//! of an ordinary Rust thread (a test thread, a `std::thread::spawn`ed worker) and crashes
+//! with SIGSEGV, even for `n = 128` (a known OpenBLAS limitation, its issues #246 and #1082).
+//! Products, triangular solves and `getri` are threaded as above and were checked to run
+//! on 64 KiB stacks.
+//!
+//! ```
+//! use relgrad_core::{Backend, Mat, Threads, Trans};
+//! use relgrad_blas::Blas;
+//!
+//! let be = Blas::new(Threads::Auto);
+//! let a = Mat::<f64>::from_vec(2, 2, vec![2.0, 1.0, 1.0, 3.0]);
+//! let mut c = Mat::<f64>::zeros(2, 2);
+//! be.gemm(1.0, a.as_ref(), Trans::No, a.as_ref(), Trans::Yes, 0.0, c.as_mut());
+//! assert_eq!(c.as_slice(), &[5.0, 5.0, 5.0, 10.0]);
+//!
+//! let mut lu = Backend::<f64>::lu_workspace(&be, 2);
+//! let ld = be.lu_factor(a.as_ref(), &mut lu);
+//! assert!((ld.log_abs - 5.0f64.ln()).abs() < 1e-12 && ld.sign == 1.0);
+//! ```
+
+#![warn(missing_docs)]
+
+extern crate blas_src;
+extern crate openblas_src as _;
+
+use std::os::raw::c_int;
+use std::sync::{Mutex, OnceLock};
+
+use cblas_sys::{
+    cblas_dgemm, cblas_dtrsm, cblas_sgemm, cblas_strsm, CBLAS_DIAG, CBLAS_LAYOUT, CBLAS_SIDE,
+    CBLAS_TRANSPOSE, CBLAS_UPLO,
+};
+use lapack_sys::{dgetrf_, dgetri_, sgetrf_, sgetri_};
+use relgrad_core::backend::{gemm_shapes, Backend, LogDet, Threads, Trans};
+use relgrad_core::matrix::{MatMut, MatRef};
+
+extern "C" {
+    /// OpenBLAS: sets the number of threads used by subsequent calls (process-global).
+    fn openblas_set_num_threads(num_threads: c_int);
+}
+
+/// Calls with at least this many multiply-adds use threads under [`Threads::Auto`] (the same
+/// threshold as the faer backend).
+pub const AUTO_PARALLEL_MIN_FLOPS: usize = 2_000_000;
+
+/// The thread count last passed to `openblas_set_num_threads` (`0`: never set by us).
+static LAST_THREADS: Mutex<usize> = Mutex::new(0);
+
+fn apply_threads(n: usize) {
+    let n = n.clamp(1, c_int::MAX as usize);
+    let mut last = LAST_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    if *last != n {
+        // SAFETY: a plain setter of OpenBLAS's global thread count.
+        unsafe { openblas_set_num_threads(n as c_int) };
+        *last = n;
+    }
+}
+
+/// The machine's parallelism, asked once (the query reads system files and allocates).
+fn available_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The OpenBLAS backend. Cheap to copy; holds only the threading setting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Blas {
+    threads: Threads,
+}
+
+impl Blas {
+    /// A backend with the given threading setting (applied to OpenBLAS per call, see the
+    /// crate docs).
+    pub fn new(threads: Threads) -> Self {
+        Self { threads }
+    }
+
+    /// A sequential backend.
+    pub fn sequential() -> Self {
+        Self::new(Threads::Fixed(1))
+    }
+
+    /// The thread count this backend uses for a call of `work` multiply-adds.
+    pub fn threads_for(&self, work: usize) -> usize {
+        match self.threads {
+            Threads::Fixed(n) => n.max(1),
+            Threads::Auto => {
+                if work >= AUTO_PARALLEL_MIN_FLOPS {
+                    available_threads()
+                } else {
+                    1
+                }
+            }
+        }
+    }
+
+    fn set_threads(&self, work: usize) {
+        apply_threads(self.threads_for(work));
+    }
+}
+
+/// LU workspace for OpenBLAS: the factors as LAPACK returns them for the transposed matrix
+/// (see the crate docs), the pivot indices and `getri`'s work array.
+pub struct BlasLu<T> {
+    n: usize,
+    lu: Vec<T>,
+    /// LAPACK's one-based `ipiv`.
+    ipiv: Vec<c_int>,
+    work: Vec<T>,
+    singular: bool,
+}
+
+impl<T> BlasLu<T> {
+    /// The dimension this workspace factors.
+    pub fn dim(&self) -> usize {
+        self.n
+    }
+}
+
+impl<T> core::fmt::Debug for BlasLu<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlasLu")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A valid leading dimension for a row-major `rows x cols` matrix with row stride `stride`
+/// (a matrix of at most one row may carry any stride; BLAS wants at least `max(1, cols)`).
+#[inline]
+fn ld(rows: usize, cols: usize, stride: usize) -> c_int {
+    let s = if rows <= 1 { cols.max(1) } else { stride };
+    to_int(s)
+}
+
+#[inline]
+fn to_int(x: usize) -> c_int {
+    c_int::try_from(x).expect("relgrad-blas: dimension does not fit in a BLAS integer")
+}
+
+#[inline]
+fn trans(t: Trans) -> CBLAS_TRANSPOSE {
+    match t {
+        Trans::No => CBLAS_TRANSPOSE::CblasNoTrans,
+        Trans::Yes => CBLAS_TRANSPOSE::CblasTrans,
+    }
+}
+
+/// Swaps rows `i < j` (each `len` long, `stride` apart) of `data`.
+#[inline]
+fn swap_rows<T>(data: &mut [T], i: usize, j: usize, len: usize, stride: usize) {
+    debug_assert!(i < j);
+    let (top, bottom) = data.split_at_mut(j * stride);
+    top[i * stride..i * stride + len].swap_with_slice(&mut bottom[..len]);
+}
+
+macro_rules! impl_blas {
+    ($t:ty, $gemm:ident, $trsm:ident, $getrf:ident, $getri:ident) => {
+        impl Backend<$t> for Blas {
+            type Lu = BlasLu<$t>;
+
+            fn name(&self) -> &'static str {
+                "openblas"
+            }
+
+            fn threads(&self) -> Threads {
+                self.threads
+            }
+
+            fn gemm(
+                &self,
+                alpha: $t,
+                a: MatRef<'_, $t>,
+                ta: Trans,
+                b: MatRef<'_, $t>,
+                tb: Trans,
+                beta: $t,
+                mut c: MatMut<'_, $t>,
+            ) {
+                let (m, n, k) = gemm_shapes(&a, ta, &b, tb, &c);
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    relgrad_core::backend::scale_in_place(c.rb_mut(), beta);
+                    return;
+                }
+                self.set_threads(m.saturating_mul(n).saturating_mul(k));
+                let lda = ld(a.rows(), a.cols(), a.stride());
+                let ldb = ld(b.rows(), b.cols(), b.stride());
+                let ldc = ld(c.rows(), c.cols(), c.stride());
+                // SAFETY: the shapes were checked; each view's slice covers
+                // (rows - 1) * ld + cols elements, which is what row-major BLAS reads/writes.
+                unsafe {
+                    $gemm(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        trans(ta),
+                        trans(tb),
+                        to_int(m),
+                        to_int(n),
+                        to_int(k),
+                        alpha,
+                        a.as_slice().as_ptr(),
+                        lda,
+                        b.as_slice().as_ptr(),
+                        ldb,
+                        beta,
+                        c.as_mut_slice().as_mut_ptr(),
+                        ldc,
+                    );
+                }
+            }
+
+            fn lu_workspace(&self, n: usize) -> BlasLu<$t> {
+                let ni = to_int(n);
+                let mut lu: Vec<$t> = vec![0.0; n * n];
+                let ipiv: Vec<c_int> = (1..=ni).collect();
+                let mut lwork = n.max(1);
+                if n > 0 {
+                    // Workspace query: getri reports its optimal work size in `w`.
+                    let mut w: $t = 0.0;
+                    let (query, mut info) = (-1 as c_int, 0 as c_int);
+                    // SAFETY: a workspace query only writes `w` and `info`.
+                    unsafe {
+                        $getri(
+                            &ni,
+                            lu.as_mut_ptr(),
+                            &ni,
+                            ipiv.as_ptr(),
+                            &mut w,
+                            &query,
+                            &mut info,
+                        );
+                    }
+                    if info == 0 && w.is_finite() && w > 0.0 {
+                        lwork = lwork.max(w as usize);
+                    }
+                }
+                BlasLu {
+                    n,
+                    lu,
+                    ipiv,
+                    work: vec![0.0; lwork],
+                    singular: false,
+                }
+            }
+
+            fn lu_factor(&self, a: MatRef<'_, $t>, lu: &mut BlasLu<$t>) -> LogDet<$t> {
+                let n = lu.n;
+                assert!(
+                    a.rows() == n && a.cols() == n,
+                    "lu_factor: expected a {n}x{n} matrix"
+                );
+                // Row-major copy: LAPACK sees A^T, whose determinant is det A.
+                for i in 0..n {
+                    lu.lu[i * n..(i + 1) * n].copy_from_slice(a.row(i));
+                }
+                lu.singular = false;
+                if n == 0 {
+                    return LogDet {
+                        log_abs: 0.0,
+                        sign: 1.0,
+                    };
+                }
+                // Always sequential: OpenBLAS's threaded getrf keeps arrays sized for its
+                // maximum thread count on the stack at every level of its recursion and
+                // overflows the 2 MiB stacks of ordinary Rust threads (see the crate docs).
+                apply_threads(1);
+                let ni = to_int(n);
+                let mut info: c_int = 0;
+                // SAFETY: lu is n x n with leading dimension n, ipiv has n entries.
+                unsafe {
+                    $getrf(
+                        &ni,
+                        &ni,
+                        lu.lu.as_mut_ptr(),
+                        &ni,
+                        lu.ipiv.as_mut_ptr(),
+                        &mut info,
+                    );
+                }
+                assert!(info >= 0, "relgrad-blas: getrf rejected argument {}", -info);
+                if info > 0 {
+                    lu.singular = true;
+                    return LogDet {
+                        log_abs: <$t>::NEG_INFINITY,
+                        sign: 0.0,
+                    };
+                }
+                let mut log_abs: $t = 0.0;
+                let mut negative = false;
+                for i in 0..n {
+                    if lu.ipiv[i] as usize != i + 1 {
+                        negative = !negative;
+                    }
+                    let p = lu.lu[i * n + i];
+                    if p == 0.0 || !p.is_finite() {
+                        lu.singular = true;
+                        return LogDet {
+                            log_abs: <$t>::NEG_INFINITY,
+                            sign: 0.0,
+                        };
+                    }
+                    if p < 0.0 {
+                        negative = !negative;
+                    }
+                    log_abs += p.abs().ln();
+                }
+                LogDet {
+                    log_abs,
+                    sign: if negative { -1.0 } else { 1.0 },
+                }
+            }
+
+            fn lu_solve(&self, lu: &mut BlasLu<$t>, mut b: MatMut<'_, $t>) {
+                let n = lu.n;
+                assert_eq!(
+                    b.rows(),
+                    n,
+                    "lu_solve: right-hand side has the wrong number of rows"
+                );
+                let k = b.cols();
+                if n == 0 || k == 0 {
+                    return;
+                }
+                self.set_threads(n.saturating_mul(n).saturating_mul(k));
+                let (ni, ki) = (to_int(n), to_int(k));
+                let ldb = ld(n, k, b.stride());
+                let s = ldb as usize;
+                let data = b.as_mut_slice();
+                // SAFETY: the factors are n x n with leading dimension n; b covers
+                // (n - 1) * ldb + k elements.
+                unsafe {
+                    // (U^T)^{-1} B: U^T is the lower triangle of the row-major factors.
+                    $trsm(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        CBLAS_SIDE::CblasLeft,
+                        CBLAS_UPLO::CblasLower,
+                        CBLAS_TRANSPOSE::CblasNoTrans,
+                        CBLAS_DIAG::CblasNonUnit,
+                        ni,
+                        ki,
+                        1.0,
+                        lu.lu.as_ptr(),
+                        ni,
+                        data.as_mut_ptr(),
+                        ldb,
+                    );
+                    // (L^T)^{-1}: the strict upper triangle, unit diagonal.
+                    $trsm(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        CBLAS_SIDE::CblasLeft,
+                        CBLAS_UPLO::CblasUpper,
+                        CBLAS_TRANSPOSE::CblasNoTrans,
+                        CBLAS_DIAG::CblasUnit,
+                        ni,
+                        ki,
+                        1.0,
+                        lu.lu.as_ptr(),
+                        ni,
+                        data.as_mut_ptr(),
+                        ldb,
+                    );
+                }
+                // Multiply by P = S_1 S_2 ... S_n: the interchanges in reverse order.
+                for i in (0..n).rev() {
+                    let p = lu.ipiv[i] as usize - 1;
+                    if p != i {
+                        swap_rows(data, i, p, k, s);
+                    }
+                }
+            }
+
+            fn lu_inverse(&self, lu: &mut BlasLu<$t>, mut out: MatMut<'_, $t>) {
+                let n = lu.n;
+                assert!(
+                    out.rows() == n && out.cols() == n,
+                    "lu_inverse: output must be {n}x{n}"
+                );
+                if n == 0 {
+                    return;
+                }
+                // Column j of the column-major factors becomes row j of `out`, so that `out`
+                // read column-major (leading dimension = its stride) is getrf's output.
+                for j in 0..n {
+                    out.row_mut(j).copy_from_slice(&lu.lu[j * n..(j + 1) * n]);
+                }
+                if lu.singular {
+                    return;
+                }
+                self.set_threads(n.saturating_mul(n).saturating_mul(n));
+                let ni = to_int(n);
+                let lda = ld(n, n, out.stride());
+                let lwork = to_int(lu.work.len());
+                let mut info: c_int = 0;
+                // SAFETY: out covers (n - 1) * lda + n elements, ipiv has n entries and
+                // work has lwork.
+                unsafe {
+                    $getri(
+                        &ni,
+                        out.as_mut_slice().as_mut_ptr(),
+                        &lda,
+                        lu.ipiv.as_ptr(),
+                        lu.work.as_mut_ptr(),
+                        &lwork,
+                        &mut info,
+                    );
+                }
+                assert!(info >= 0, "relgrad-blas: getri rejected argument {}", -info);
+            }
+        }
+    };
+}
+
+impl_blas!(f32, cblas_sgemm, cblas_strsm, sgetrf_, sgetri_);
+impl_blas!(f64, cblas_dgemm, cblas_dtrsm, dgetrf_, dgetri_);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relgrad_core::{Mat, Scalar};
+
+    fn backend() -> Blas {
+        Blas::new(Threads::Auto)
+    }
+
+    /// A deterministic generator of values in `[-1, 1)`.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    /// A `rows x cols` matrix stored with row stride `stride`, padding filled with `pad`.
+    fn strided<T: Scalar>(
+        rng: &mut Lcg,
+        rows: usize,
+        cols: usize,
+        stride: usize,
+        pad: f64,
+    ) -> Vec<T> {
+        let mut v = vec![T::from_f64c(pad); rows * stride];
+        for i in 0..rows {
+            for j in 0..cols {
+                v[i * stride + j] = T::from_f64c(rng.next());
+            }
+        }
+        v
+    }
+
+    fn tol<T: Scalar>() -> f64 {
+        if T::NAME == "f32" {
+            2e-5
+        } else {
+            1e-13
+        }
+    }
+
+    fn op<T: Scalar>(m: &MatRef<'_, T>, t: Trans, i: usize, j: usize) -> f64 {
+        match t {
+            Trans::No => m.get(i, j).to_f64c(),
+            Trans::Yes => m.get(j, i).to_f64c(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_gemm_case<T: Scalar>(
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: Trans,
+        tb: Trans,
+        alpha: f64,
+        beta: f64,
+        pad: usize,
+    ) where
+        Blas: Backend<T>,
+    {
+        let be = backend();
+        let mut rng = Lcg((m * 1000 + n * 100 + k) as u64 + 7);
+        let (ar, ac) = match ta {
+            Trans::No => (m, k),
+            Trans::Yes => (k, m),
+        };
+        let (br, bc) = match tb {
+            Trans::No => (k, n),
+            Trans::Yes => (n, k),
+        };
+        let (sa, sb, sc) = (ac + pad, bc + 2 * pad, n + pad);
+        let a = strided::<T>(&mut rng, ar, ac, sa, f64::NAN);
+        let b = strided::<T>(&mut rng, br, bc, sb, f64::NAN);
+        let mut c = strided::<T>(&mut rng, m, n, sc, -7.0);
+        if beta == 0.0 {
+            for v in c.iter_mut() {
+                *v = T::nan();
+            }
+        }
+        let c0 = c.clone();
+        let av = MatRef::from_slice_with_stride(&a, ar, ac, sa);
+        let bv = MatRef::from_slice_with_stride(&b, br, bc, sb);
+        be.gemm(
+            T::from_f64c(alpha),
+            av,
+            ta,
+            bv,
+            tb,
+            T::from_f64c(beta),
+            MatMut::from_slice_with_stride(&mut c, m, n, sc),
+        );
+        let mut scale = 1.0f64;
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                let mut abs = 0.0;
+                for l in 0..k {
+                    let p = op(&av, ta, i, l) * op(&bv, tb, l, j);
+                    s += p;
+                    abs += p.abs();
+                }
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    beta * c0[i * sc + j].to_f64c()
+                };
+                let want = alpha * s + old;
+                scale = scale.max(alpha.abs() * abs + old.abs());
+                let got = c[i * sc + j].to_f64c();
+                assert!(
+                    (got - want).abs() <= tol::<T>() * (alpha.abs() * abs + old.abs() + 1.0) * (k as f64 + 1.0).sqrt(),
+                    "{}: gemm {m}x{n}x{k} {ta:?} {tb:?} alpha {alpha} beta {beta}: C[{i},{j}] = {got}, want {want}",
+                    T::NAME
+                );
+            }
+            // The padding of C is never touched.
+            for j in n..sc {
+                assert!(
+                    c[i * sc + j].to_f64c().to_bits() == c0[i * sc + j].to_f64c().to_bits(),
+                    "gemm wrote outside C"
+                );
+            }
+        }
+        let _ = scale;
+    }
+
+    fn check_gemm<T: Scalar>()
+    where
+        Blas: Backend<T>,
+    {
+        let shapes = [
+            (1, 1, 1),
+            (3, 4, 2),
+            (2, 9, 7),
+            (13, 9, 17),
+            (8, 1, 30),
+            (37, 70, 65),
+            (6, 6, 6),
+            (1, 12, 9),
+        ];
+        for &(m, n, k) in &shapes {
+            for ta in [Trans::No, Trans::Yes] {
+                for tb in [Trans::No, Trans::Yes] {
+                    for beta in [0.0, 1.0, 0.5] {
+                        for pad in [0, 3] {
+                            check_gemm_case::<T>(m, n, k, ta, tb, 1.5, beta, pad);
+                        }
+                    }
+                    check_gemm_case::<T>(m, n, k, ta, tb, -1.0, 0.0, 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_matches_naive_f32() {
+        check_gemm::<f32>();
+    }
+
+    #[test]
+    fn gemm_matches_naive_f64() {
+        check_gemm::<f64>();
+    }
+
+    fn check_gemm_edge<T: Scalar>()
+    where
+        Blas: Backend<T>,
+    {
+        let be = backend();
+        // k == 0: C = beta C, and with beta == 0 C is zeroed without being read.
+        let a = Mat::<T>::zeros(3, 0);
+        let b = Mat::<T>::zeros(0, 4);
+        let mut c = Mat::from_fn(3, 4, |_, _| T::nan());
+        be.gemm(
+            T::one(),
+            a.as_ref(),
+            Trans::No,
+            b.as_ref(),
+            Trans::No,
+            T::zero(),
+            c.as_mut(),
+        );
+        assert!(c.as_slice().iter().all(|&v| v == T::zero()));
+        let mut c = Mat::from_fn(3, 4, |i, j| T::from_f64c((i + j) as f64));
+        be.gemm(
+            T::one(),
+            a.as_ref(),
+            Trans::No,
+            b.as_ref(),
+            Trans::No,
+            T::from_f64c(0.5),
+            c.as_mut(),
+        );
+        assert_eq!(c.get(2, 3), T::from_f64c(2.5));
+        // Empty outputs are fine.
+        let a = Mat::<T>::zeros(0, 5);
+        let b = Mat::<T>::zeros(5, 4);
+        let mut c = Mat::<T>::zeros(0, 4);
+        be.gemm(
+            T::one(),
+            a.as_ref(),
+            Trans::No,
+            b.as_ref(),
+            Trans::No,
+            T::zero(),
+            c.as_mut(),
+        );
+        // A single row may carry any stride (MatRef does not constrain it).
+        let row = [T::one(), T::from_f64c(2.0), T::from_f64c(3.0)];
+        let a = MatRef::from_slice_with_stride(&row, 1, 3, 0);
+        let b = Mat::<T>::identity(3);
+        let mut out = [T::nan(); 3];
+        be.gemm(
+            T::one(),
+            a,
+            Trans::No,
+            b.as_ref(),
+            Trans::No,
+            T::zero(),
+            MatMut::from_slice_with_stride(&mut out, 1, 3, 1),
+        );
+        assert_eq!(out, row);
+    }
+
+    #[test]
+    fn gemm_edge_cases() {
+        check_gemm_edge::<f32>();
+        check_gemm_edge::<f64>();
+    }
+
+    #[test]
+    #[should_panic(expected = "shapes do not match")]
+    fn gemm_rejects_mismatched_shapes() {
+        let a = Mat::<f64>::zeros(3, 4);
+        let mut c = Mat::<f64>::zeros(3, 3);
+        backend().gemm(
+            1.0,
+            a.as_ref(),
+            Trans::No,
+            a.as_ref(),
+            Trans::No,
+            0.0,
+            c.as_mut(),
+        );
+    }
+
+    fn logdet<T: Scalar>(a: &Mat<T>) -> LogDet<T>
+    where
+        Blas: Backend<T>,
+    {
+        let be = backend();
+        let mut lu = be.lu_workspace(a.rows());
+        let before = a.clone();
+        let ld = be.lu_factor(a.as_ref(), &mut lu);
+        assert_eq!(&before, a, "lu_factor modified its input");
+        ld
+    }
+
+    fn close(a: f64, b: f64, t: f64) -> bool {
+        (a - b).abs() <= t * (1.0 + b.abs())
+    }
+
+    fn check_logdet_known<T: Scalar>()
+    where
+        Blas: Backend<T>,
+    {
+        let t = tol::<T>() * 10.0;
+        // Diagonal, with one negative entry: det = 2 * -3 * 0.5 * 4 = -12.
+        let d = [2.0, -3.0, 0.5, 4.0];
+        let a = Mat::<T>::from_fn(4, 4, |i, j| {
+            if i == j {
+                T::from_f64c(d[i])
+            } else {
+                T::zero()
+            }
+        });
+        let ld = logdet(&a);
+        assert!(
+            close(ld.log_abs.to_f64c(), 12f64.ln(), t) && ld.sign == -T::one(),
+            "{ld:?}"
+        );
+        // Upper and lower triangular: det = product of the diagonal (no pivoting needed for
+        // the upper one; the lower one pivots but keeps the determinant).
+        let n = 7;
+        let upper = Mat::<T>::from_fn(n, n, |i, j| {
+            if i == j {
+                T::from_f64c(1.0 + i as f64)
+            } else if j > i {
+                T::from_f64c(10.0 + (i * n + j) as f64)
+            } else {
+                T::zero()
+            }
+        });
+        let want: f64 = (1..=n).map(|i| (i as f64).ln()).sum();
+        let ld = logdet(&upper);
+        assert!(
+            close(ld.log_abs.to_f64c(), want, t) && ld.sign == T::one(),
+            "{ld:?}"
+        );
+        let lower = upper.transpose();
+        let ld = logdet(&lower);
+        assert!(
+            close(ld.log_abs.to_f64c(), want, t) && ld.sign == T::one(),
+            "{ld:?}"
+        );
+        let mut neg = lower.clone();
+        neg.set(3, 3, T::from_f64c(-4.0));
+        let ld = logdet(&neg);
+        assert!(
+            close(ld.log_abs.to_f64c(), want, t) && ld.sign == -T::one(),
+            "{ld:?}"
+        );
+        // Permutations: one swap has det -1, a 3-cycle +1, a swap of two rows of a larger
+        // identity -1.
+        let swap = Mat::<T>::from_vec(2, 2, vec![T::zero(), T::one(), T::one(), T::zero()]);
+        let ld = logdet(&swap);
+        assert!(
+            ld.log_abs.to_f64c().abs() < t && ld.sign == -T::one(),
+            "{ld:?}"
+        );
+        let cycle = Mat::<T>::from_fn(3, 3, |i, j| {
+            if j == (i + 1) % 3 {
+                T::one()
+            } else {
+                T::zero()
+            }
+        });
+        let ld = logdet(&cycle);
+        assert!(
+            ld.log_abs.to_f64c().abs() < t && ld.sign == T::one(),
+            "{ld:?}"
+        );
+        let perm = [4usize, 1, 2, 3, 0, 5, 6, 7, 8, 9];
+        let p = Mat::<T>::from_fn(10, 10, |i, j| {
+            if perm[i] == j {
+                T::from_f64c(2.0)
+            } else {
+                T::zero()
+            }
+        });
+        let ld = logdet(&p);
+        assert!(
+            close(ld.log_abs.to_f64c(), 10.0 * 2f64.ln(), t) && ld.sign == -T::one(),
+            "{ld:?}"
+        );
+        // 2x2 general: det [[1, 2], [3, 4]] = -2.
+        let a = Mat::<T>::from_vec(2, 2, [1.0, 2.0, 3.0, 4.0].map(T::from_f64c).to_vec());
+        let ld = logdet(&a);
+        assert!(
+            close(ld.log_abs.to_f64c(), 2f64.ln(), t) && ld.sign == -T::one(),
+            "{ld:?}"
+        );
+        // The empty matrix has determinant 1.
+        let ld = logdet(&Mat::<T>::zeros(0, 0));
+        assert!(ld.log_abs == T::zero() && ld.sign == T::one(), "{ld:?}");
+    }
+
+    #[test]
+    fn logdet_of_known_matrices() {
+        check_logdet_known::<f32>();
+        check_logdet_known::<f64>();
+    }
+
+    fn check_singular<T: Scalar>()
+    where
+        Blas: Backend<T>,
+    {
+        let cases = [
+            Mat::<T>::zeros(3, 3),
+            Mat::<T>::from_vec(2, 2, [1.0, 2.0, 2.0, 4.0].map(T::from_f64c).to_vec()),
+            // A zero column in a matrix large enough for the blocked paths.
+            Mat::<T>::from_fn(150, 150, |i, j| {
+                if j == 100 {
+                    T::zero()
+                } else {
+                    T::from_f64c(if i == j {
+                        3.0
+                    } else {
+                        ((i * 7 + j * 13) % 17) as f64 / 17.0
+                    })
+                }
+            }),
+        ];
+        for a in &cases {
+            let ld = logdet(a);
+            assert!(ld.is_singular() && ld.sign == T::zero(), "{ld:?}");
+            assert!(ld.log_abs == T::neg_infinity(), "{ld:?}");
+        }
+    }
+
+    #[test]
+    fn singular_matrices_give_sign_zero() {
+        check_singular::<f32>();
+        check_singular::<f64>();
+    }
+
+    /// A well-conditioned, non-symmetric random matrix.
+    fn random_matrix<T: Scalar>(rng: &mut Lcg, n: usize) -> Mat<T> {
+        Mat::from_fn(n, n, |i, j| {
+            T::from_f64c(
+                rng.next() + if i == j { 2.0 } else { 0.0 } + if j == i + 1 { 1.0 } else { 0.0 },
+            )
+        })
+    }
+
+    /// `log|det A|` and its sign by Gaussian elimination with partial pivoting in `f64`.
+    fn reference_logdet<T: Scalar>(a: &Mat<T>) -> (f64, f64) {
+        let n = a.rows();
+        let mut m: Vec<f64> = a.as_slice().iter().map(|v| v.to_f64c()).collect();
+        let (mut log_abs, mut sign) = (0.0, 1.0);
+        for j in 0..n {
+            let p = (j..n)
+                .max_by(|&x, &y| m[x * n + j].abs().total_cmp(&m[y * n + j].abs()))
+                .unwrap();
+            if p != j {
+                for c in 0..n {
+                    m.swap(j * n + c, p * n + c);
+                }
+                sign = -sign;
+            }
+            let d = m[j * n + j];
+            if d < 0.0 {
+                sign = -sign;
+            }
+            log_abs += d.abs().ln();
+            for i in j + 1..n {
+                let l = m[i * n + j] / d;
+                for c in j..n {
+                    m[i * n + c] -= l * m[j * n + c];
+                }
+            }
+        }
+        (log_abs, sign)
+    }
+
+    /// `max |A X - B|` relative to `|A| |X| + |B|`, row-major `X`, `B` with strides.
+    fn residual<T: Scalar>(a: &Mat<T>, x: &[T], sx: usize, b: &[T], sb: usize, k: usize) -> f64 {
+        let n = a.rows();
+        let mut worst = 0.0f64;
+        for i in 0..n {
+            for j in 0..k {
+                let mut s = 0.0;
+                let mut abs = 0.0;
+                for l in 0..n {
+                    let p = a.get(i, l).to_f64c() * x[l * sx + j].to_f64c();
+                    s += p;
+                    abs += p.abs();
+                }
+                let bij = b[i * sb + j].to_f64c();
+                worst = worst.max((s - bij).abs() / (abs + bij.abs()));
+            }
+        }
+        worst
+    }
+
+    fn check_solve_inverse<T: Scalar>()
+    where
+        Blas: Backend<T>,
+    {
+        let be = backend();
+        let bound = if T::NAME == "f32" { 1e-4 } else { 1e-12 };
+        let mut rng = Lcg(42);
+        for &n in &[1usize, 2, 5, 33, 64, 65, 150] {
+            let a = random_matrix::<T>(&mut rng, n);
+            let mut lu = be.lu_workspace(n);
+            let ld = be.lu_factor(a.as_ref(), &mut lu);
+            let (want, sign) = reference_logdet(&a);
+            assert!(
+                close(ld.log_abs.to_f64c(), want, bound * 10.0) && ld.sign.to_f64c() == sign,
+                "{} n={n}: {ld:?} vs ({want}, {sign})",
+                T::NAME
+            );
+            // Solve with a strided right-hand side, then more columns than ever before, then
+            // a single column.
+            for &(k, stride) in &[(3usize, 5usize), (n + 7, n + 9), (1, 1)] {
+                let b = strided::<T>(&mut rng, n, k, stride, f64::NAN);
+                let mut x = b.clone();
+                be.lu_solve(
+                    &mut lu,
+                    MatMut::from_slice_with_stride(&mut x, n, k, stride),
+                );
+                let r = residual(&a, &x, stride, &b, stride, k);
+                assert!(r < bound, "{} n={n} k={k}: solve residual {r}", T::NAME);
+                for i in 0..n {
+                    for j in k..stride {
+                        assert!(x[i * stride + j].is_nan(), "lu_solve wrote outside b");
+                    }
+                }
+            }
+            // Inverse into a strided output: A A^{-1} = I; then a solve still works.
+            let so = n + 4;
+            let mut inv = vec![T::nan(); n * so];
+            be.lu_inverse(&mut lu, MatMut::from_slice_with_stride(&mut inv, n, n, so));
+            let eye = Mat::<T>::identity(n);
+            let r = residual(&a, &inv, so, eye.as_slice(), n, n);
+            assert!(r < bound, "{} n={n}: inverse residual {r}", T::NAME);
+            for i in 0..n {
+                for j in n..so {
+                    assert!(inv[i * so + j].is_nan(), "lu_inverse wrote outside out");
+                }
+            }
+            let b = strided::<T>(&mut rng, n, 2, 2, 0.0);
+            let mut x = b.clone();
+            be.lu_solve(&mut lu, MatMut::from_slice(&mut x, n, 2));
+            let r = residual(&a, &x, 2, &b, 2, 2);
+            assert!(
+                r < bound,
+                "{} n={n}: solve after inverse, residual {r}",
+                T::NAME
+            );
+            // Solving with A, not A^T: compare against the product A x.
+            if n > 1 {
+                let at = a.transpose();
+                let mut lu_t = be.lu_workspace(n);
+                be.lu_factor(at.as_ref(), &mut lu_t);
+                let mut y = b.clone();
+                be.lu_solve(&mut lu_t, MatMut::from_slice(&mut y, n, 2));
+                assert!(residual(&at, &y, 2, &b, 2, 2) < bound);
+                let diff = x
+                    .iter()
+                    .zip(&y)
+                    .map(|(p, q)| (p.to_f64c() - q.to_f64c()).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    diff > 1e-3,
+                    "solutions with A and A^T coincide: the test matrix is too symmetric"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn solve_and_inverse_residuals_f32() {
+        check_solve_inverse::<f32>();
+    }
+
+    #[test]
+    fn solve_and_inverse_residuals_f64() {
+        check_solve_inverse::<f64>();
+    }
+
+    #[test]
+    fn workspace_is_reusable() {
+        let be = backend();
+        let mut rng = Lcg(3);
+        let mut lu = Backend::<f64>::lu_workspace(&be, 20);
+        for _ in 0..3 {
+            let a = random_matrix::<f64>(&mut rng, 20);
+            let ld = be.lu_factor(a.as_ref(), &mut lu);
+            let (want, sign) = reference_logdet(&a);
+            assert!(close(ld.log_abs, want, 1e-12) && ld.sign == sign);
+        }
+        // A singular matrix followed by a regular one.
+        be.lu_factor(Mat::<f64>::zeros(20, 20).as_ref(), &mut lu);
+        let a = random_matrix::<f64>(&mut rng, 20);
+        let ld = be.lu_factor(a.as_ref(), &mut lu);
+        assert!(close(ld.log_abs, reference_logdet(&a).0, 1e-12));
+    }
+
+    /// OpenBLAS's threaded getrf overflows ordinary thread stacks (see the crate docs): the
+    /// factorisation must stay sequential, and everything else must fit in a small stack.
+    #[test]
+    fn threaded_calls_fit_in_a_small_thread_stack() {
+        let worker = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(|| {
+                let be = Blas::new(Threads::Fixed(2));
+                let n = 200;
+                let mut rng = Lcg(11);
+                let a = random_matrix::<f64>(&mut rng, n);
+                let mut lu = Backend::<f64>::lu_workspace(&be, n);
+                let mut inv = Mat::<f64>::zeros(n, n);
+                for _ in 0..3 {
+                    let ld = be.lu_factor(a.as_ref(), &mut lu);
+                    assert!(close(ld.log_abs, reference_logdet(&a).0, 1e-12));
+                    be.lu_inverse(&mut lu, inv.as_mut());
+                    let b = strided::<f64>(&mut rng, n, 3, 3, 0.0);
+                    let mut x = b.clone();
+                    be.lu_solve(&mut lu, MatMut::from_slice(&mut x, n, 3));
+                    let eye = Mat::<f64>::identity(n);
+                    assert!(residual(&a, &x, 3, &b, 3, 3) < 1e-12);
+                    assert!(residual(&a, inv.as_slice(), n, eye.as_slice(), n, n) < 1e-12);
+                    let a32: Mat<f32> = a.cast();
+                    let mut lu32 = Backend::<f32>::lu_workspace(&be, n);
+                    be.lu_factor(a32.as_ref(), &mut lu32);
+                }
+            })
+            .unwrap();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn reports_name_and_threads() {
+        let be = Blas::new(Threads::Fixed(1));
+        assert_eq!(Backend::<f64>::threads(&be), Threads::Fixed(1));
+        assert_eq!(Backend::<f32>::name(&be), "openblas");
+    }
+}
