@@ -1,0 +1,249 @@
+//! The timing harness behind `relgrad bench`, generic over the backend and precision.
+//!
+//! For one configuration (dimension `D`, batch `B`, layers `L`) it measures, each by
+//! repeating until about `budget` of wall time (and at least `min_reps` times) and taking
+//! the median:
+//! - the `B x D` by `D x D` product (reported as GFLOP/s: `2 B D^2` flops);
+//! - one full evaluation of `relative_gradient` and of `naive_gradient` (forward,
+//!   backward and update direction for every layer) with a preallocated workspace;
+//! - the floor: the `4L - 1` products of one relative-gradient evaluation, each timed
+//!   alone on the same backend: `L` forward products `H W`, `L - 1` backward products
+//!   `Delta W^T`, and per layer the two products of the direction, `W Y^T` then
+//!   `(.) Delta` when `B <= D`, else `Y^T Delta` then `W (.)`. Products of the same shape
+//!   are timed once and counted as often as they occur.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use relgrad::init::Architecture;
+use relgrad::{
+    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, Mat, Scalar, Trans,
+    Workspace,
+};
+
+/// How long to time each item.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Keep repeating until the repetitions took this long in total...
+    pub budget: Duration,
+    /// ...and ran at least this many times.
+    pub min_reps: usize,
+}
+
+impl Timing {
+    /// The default: about 0.3 s per item, at least 3 repetitions.
+    pub fn standard() -> Self {
+        Self {
+            budget: Duration::from_millis(300),
+            min_reps: 3,
+        }
+    }
+
+    /// `--quick`: about 0.03 s per item, at least 3 repetitions.
+    pub fn quick() -> Self {
+        Self {
+            budget: Duration::from_millis(30),
+            min_reps: 3,
+        }
+    }
+
+    /// Runs `f` once to warm up, then repeatedly; returns the median time in seconds.
+    pub fn median(&self, mut f: impl FnMut()) -> f64 {
+        f();
+        let mut times = Vec::new();
+        let start = Instant::now();
+        while times.len() < self.min_reps || start.elapsed() < self.budget {
+            let t = Instant::now();
+            f();
+            times.push(t.elapsed().as_secs_f64());
+            if times.len() >= 10_000 {
+                break;
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let n = times.len();
+        if n % 2 == 1 {
+            times[n / 2]
+        } else {
+            0.5 * (times[n / 2 - 1] + times[n / 2])
+        }
+    }
+}
+
+/// One configuration's measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measurement {
+    /// GFLOP/s of the `B x D` by `D x D` product.
+    pub gemm_gflops: f64,
+    /// Milliseconds per relative-gradient evaluation.
+    pub relative_ms: f64,
+    /// Milliseconds per naive-gradient evaluation.
+    pub naive_ms: f64,
+    /// Milliseconds of the `4L - 1` products alone.
+    pub floor_ms: f64,
+}
+
+fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
+    Mat::from_fn(rows, cols, |_, _| T::from_f64c(StandardNormal.sample(rng)))
+}
+
+/// Measures one configuration on `backend` in precision `T`.
+pub fn measure<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    d: usize,
+    b: usize,
+    l: usize,
+    timing: Timing,
+) -> Result<Measurement> {
+    let mut rng = StdRng::seed_from_u64(0xBE4C);
+    let arch = Architecture {
+        dim: d,
+        n_layers: l,
+        activation: Activation::default(),
+        base: BaseDensity::Normal,
+        use_bias: true,
+    };
+    let model = Init::Orthogonal { seed: 7 }
+        .build::<T, B>(arch, backend, None)
+        .map_err(|e| anyhow!("building a {d}-dimensional model: {e}"))?;
+    let x = random_mat::<T>(b, d, &mut rng);
+    let mut ws = Workspace::new(&model, b);
+
+    // Products.
+    let w = random_mat::<T>(d, d, &mut rng);
+    let h = random_mat::<T>(b, d, &mut rng);
+    let delta = random_mat::<T>(b, d, &mut rng);
+    let mut out_bd = Mat::<T>::zeros(b, d);
+    let mut g = Mat::<T>::zeros(d, d);
+    let (one, zero) = (T::one(), T::zero());
+    let t_fwd = timing.median(|| {
+        backend.gemm(
+            one,
+            h.as_ref(),
+            Trans::No,
+            w.as_ref(),
+            Trans::No,
+            zero,
+            out_bd.as_mut(),
+        )
+    });
+    let t_bwd = timing.median(|| {
+        backend.gemm(
+            one,
+            delta.as_ref(),
+            Trans::No,
+            w.as_ref(),
+            Trans::Yes,
+            zero,
+            out_bd.as_mut(),
+        )
+    });
+    let (t_r1, t_r2) = if b <= d {
+        let mut wy = Mat::<T>::zeros(d, b);
+        let t1 = timing.median(|| {
+            backend.gemm(
+                one,
+                w.as_ref(),
+                Trans::No,
+                h.as_ref(),
+                Trans::Yes,
+                zero,
+                wy.as_mut(),
+            )
+        });
+        let t2 = timing.median(|| {
+            backend.gemm(
+                one,
+                wy.as_ref(),
+                Trans::No,
+                delta.as_ref(),
+                Trans::No,
+                one,
+                g.as_mut(),
+            )
+        });
+        (t1, t2)
+    } else {
+        let mut yd = Mat::<T>::zeros(d, d);
+        let t1 = timing.median(|| {
+            backend.gemm(
+                one,
+                h.as_ref(),
+                Trans::Yes,
+                delta.as_ref(),
+                Trans::No,
+                zero,
+                yd.as_mut(),
+            )
+        });
+        let t2 = timing.median(|| {
+            backend.gemm(
+                one,
+                w.as_ref(),
+                Trans::No,
+                yd.as_ref(),
+                Trans::No,
+                one,
+                g.as_mut(),
+            )
+        });
+        (t1, t2)
+    };
+    let floor = l as f64 * t_fwd + (l - 1) as f64 * t_bwd + l as f64 * (t_r1 + t_r2);
+
+    let mut failure = None;
+    let t_rel = timing.median(|| {
+        if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+            failure.get_or_insert(e);
+        }
+    });
+    let t_naive = timing.median(|| {
+        if let Err(e) = naive_gradient(&model, backend, x.as_ref(), &mut ws) {
+            failure.get_or_insert(e);
+        }
+    });
+    if let Some(e) = failure {
+        return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
+    }
+    Ok(Measurement {
+        gemm_gflops: 2.0 * b as f64 * (d * d) as f64 / t_fwd / 1e9,
+        relative_ms: t_rel * 1e3,
+        naive_ms: t_naive * 1e3,
+        floor_ms: floor * 1e3,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_a_cheap_function() {
+        let mut calls = 0;
+        let t = Timing {
+            budget: Duration::from_millis(1),
+            min_reps: 5,
+        }
+        .median(|| calls += 1);
+        assert!(calls >= 6 && t >= 0.0);
+    }
+
+    #[test]
+    fn measures_a_small_case() {
+        let m = measure::<f64, _>(
+            &relgrad::Faer::sequential(),
+            8,
+            4,
+            2,
+            Timing {
+                budget: Duration::from_millis(1),
+                min_reps: 1,
+            },
+        )
+        .unwrap();
+        assert!(m.gemm_gflops > 0.0 && m.relative_ms > 0.0 && m.naive_ms > 0.0 && m.floor_ms > 0.0);
+    }
+}

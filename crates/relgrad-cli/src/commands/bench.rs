@@ -1,0 +1,235 @@
+//! `relgrad bench`: per backend, precision, thread setting and dimension, the GFLOP/s of
+//! the `B x D` by `D x D` product and the time of one relative-gradient and one
+//! naive-gradient evaluation against the floor of its `4L - 1` products (see
+//! [`crate::bench`] for what is timed and how).
+
+use anyhow::{bail, ensure, Result};
+use relgrad::{Backend, Scalar, Threads};
+use serde_json::json;
+
+use crate::bench::{measure, Timing};
+use crate::cli::{BenchArgs, PrecisionArg};
+
+/// Every backend relgrad knows, and whether this binary has it.
+pub fn known_backends() -> [(&'static str, bool, &'static str); 3] {
+    [
+        ("faer", true, ""),
+        (
+            "nalgebra",
+            cfg!(feature = "nalgebra"),
+            "--features nalgebra",
+        ),
+        (
+            "openblas",
+            cfg!(feature = "openblas"),
+            "--features openblas",
+        ),
+    ]
+}
+
+struct Row {
+    backend: &'static str,
+    precision: &'static str,
+    threads: Threads,
+    d: usize,
+    m: crate::bench::Measurement,
+}
+
+fn one<T: Scalar, B: Backend<T>>(
+    be: &B,
+    name: &'static str,
+    threads: Threads,
+    args: &BenchArgs,
+    timing: Timing,
+    out: &mut dyn FnMut(Row),
+) -> Result<()> {
+    for &d in &args.dims {
+        let m = measure::<T, B>(be, d, args.batch, args.layers, timing)?;
+        out(Row {
+            backend: name,
+            precision: T::NAME,
+            threads,
+            d,
+            m,
+        });
+    }
+    Ok(())
+}
+
+fn run_backend(
+    name: &str,
+    p: PrecisionArg,
+    threads: Threads,
+    args: &BenchArgs,
+    timing: Timing,
+    out: &mut dyn FnMut(Row),
+) -> Result<()> {
+    match (name, p) {
+        ("faer", PrecisionArg::F32) => one::<f32, _>(
+            &relgrad::Faer::new(threads),
+            "faer",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        ("faer", PrecisionArg::F64) => one::<f64, _>(
+            &relgrad::Faer::new(threads),
+            "faer",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        #[cfg(feature = "nalgebra")]
+        ("nalgebra", PrecisionArg::F32) => one::<f32, _>(
+            &relgrad::Nalgebra::new(threads),
+            "nalgebra",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        #[cfg(feature = "nalgebra")]
+        ("nalgebra", PrecisionArg::F64) => one::<f64, _>(
+            &relgrad::Nalgebra::new(threads),
+            "nalgebra",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        #[cfg(feature = "openblas")]
+        ("openblas", PrecisionArg::F32) => one::<f32, _>(
+            &relgrad::Blas::new(threads),
+            "openblas",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        #[cfg(feature = "openblas")]
+        ("openblas", PrecisionArg::F64) => one::<f64, _>(
+            &relgrad::Blas::new(threads),
+            "openblas",
+            threads,
+            args,
+            timing,
+            out,
+        ),
+        _ => bail!("backend {name:?} is not compiled in"),
+    }
+}
+
+/// Runs `relgrad bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    ensure!(args.batch >= 1, "--batch must be at least 1");
+    ensure!(args.layers >= 1, "--layers must be at least 1");
+    ensure!(
+        !args.dims.is_empty() && args.dims.iter().all(|&d| d >= 1),
+        "--dims must list positive dimensions"
+    );
+    let known = known_backends();
+    let mut chosen: Vec<&'static str> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    if args.backends.is_empty() {
+        chosen.extend(known.iter().filter(|k| k.1).map(|k| k.0));
+    } else {
+        for b in &args.backends {
+            let b = b.trim().to_ascii_lowercase();
+            let b = if b == "blas" {
+                "openblas".to_string()
+            } else {
+                b
+            };
+            match known.iter().find(|k| k.0 == b) {
+                Some(k) if k.1 => {
+                    if !chosen.contains(&k.0) {
+                        chosen.push(k.0)
+                    }
+                }
+                Some(k) => missing.push(format!("{} (rebuild with {})", k.0, k.2)),
+                None => {
+                    bail!("--backends: unknown backend {b:?}; expected faer, nalgebra or openblas")
+                }
+            }
+        }
+    }
+    let not_compiled: Vec<String> = known
+        .iter()
+        .filter(|k| !k.1)
+        .map(|k| format!("{} (rebuild with {})", k.0, k.2))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("not compiled in, skipped: {}", missing.join(", "));
+    } else if args.backends.is_empty() && !not_compiled.is_empty() {
+        eprintln!("not compiled in: {}", not_compiled.join(", "));
+    }
+    ensure!(
+        !chosen.is_empty(),
+        "none of the requested backends is compiled in"
+    );
+    let timing = if args.quick {
+        Timing::quick()
+    } else {
+        Timing::standard()
+    };
+    if !args.json {
+        println!(
+            "B = {}, L = {}, each item timed for ~{:.2} s (median); floor = the 4L-1 products of one evaluation, timed alone",
+            args.batch,
+            args.layers,
+            timing.budget.as_secs_f64()
+        );
+        println!(
+            "{:<9} {:<4} {:>7} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
+            "backend",
+            "prec",
+            "threads",
+            "D",
+            "gemm GF/s",
+            "relative ms",
+            "naive ms",
+            "floor ms",
+            "rel/floor",
+            "naive/rel"
+        );
+    }
+    let json = args.json;
+    let (batch, layers) = (args.batch, args.layers);
+    let mut print = |r: Row| {
+        if json {
+            println!(
+                "{}",
+                json!({
+                    "backend": r.backend, "precision": r.precision, "threads": r.threads.to_string(),
+                    "d": r.d, "b": batch, "l": layers,
+                    "gemm_gflops": r.m.gemm_gflops, "relative_ms": r.m.relative_ms,
+                    "naive_ms": r.m.naive_ms, "floor_ms": r.m.floor_ms,
+                })
+            );
+        } else {
+            println!(
+                "{:<9} {:<4} {:>7} {:>6} {:>11.2} {:>12.4} {:>11.4} {:>11.4} {:>10.2} {:>10.2}",
+                r.backend,
+                r.precision,
+                r.threads.to_string(),
+                r.d,
+                r.m.gemm_gflops,
+                r.m.relative_ms,
+                r.m.naive_ms,
+                r.m.floor_ms,
+                r.m.relative_ms / r.m.floor_ms,
+                r.m.naive_ms / r.m.relative_ms
+            );
+        }
+    };
+    for name in &chosen {
+        for &p in &args.precision {
+            for &t in &args.threads {
+                run_backend(name, p, t, &args, timing, &mut print)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `relgrad sample`: exact samples through the model's inverse, mapped back to the data's
+//! units (preprocessing undone), as `.npy` or `.csv`; for image data also a PNG grid.
+
+use anyhow::{anyhow, bail, ensure, Result};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use relgrad::{Backend, InvertibleMlp, Scalar, Threads};
+
+use super::{backend, load_model};
+use crate::cli::SampleArgs;
+use crate::data::{csv, npy, Table};
+use crate::model_file::AnyModel;
+use crate::plots;
+use crate::util::{extension, write_atomic};
+
+fn draw<T: Scalar>(m: &InvertibleMlp<T>, n: usize, seed: u64, threads: Threads) -> Result<Table>
+where
+    relgrad::DefaultBackend: Backend<T>,
+{
+    let mut rng = StdRng::seed_from_u64(seed);
+    let s = m
+        .sample(&backend(threads), n, &mut rng)
+        .map_err(|e| anyhow!("sampling: {e}"))?;
+    Ok(Table::new(
+        s.rows(),
+        s.cols(),
+        s.as_slice().iter().map(|v| v.to_f64c()).collect(),
+    ))
+}
+
+/// Writes a table as `.npy` or `.csv` (by extension).
+pub fn write_table(path: &std::path::Path, t: &Table, header: Option<&[String]>) -> Result<()> {
+    match extension(path).as_deref() {
+        Some("npy") => write_atomic(path, &npy::encode_f64(&[t.rows, t.cols], &t.values)),
+        Some("csv") => write_atomic(
+            path,
+            csv::format(header, t.rows, t.cols, &t.values).as_bytes(),
+        ),
+        _ => bail!("{}: the output must end in .npy or .csv", path.display()),
+    }
+}
+
+/// Runs `relgrad sample`.
+pub fn run(args: SampleArgs) -> Result<()> {
+    ensure!(args.n >= 1, "-n must be at least 1");
+    let (path, mf) = load_model(&args.model)?;
+    if !matches!(extension(&args.out).as_deref(), Some("npy" | "csv")) {
+        bail!(
+            "{}: the output must end in .npy or .csv",
+            args.out.display()
+        );
+    }
+    let z = match &mf.model {
+        AnyModel::F32(m) => draw(m, args.n, args.seed, args.threads)?,
+        AnyModel::F64(m) => draw(m, args.n, args.seed, args.threads)?,
+    };
+    if let Some((r, c, v)) = z.first_non_finite() {
+        bail!(
+            "sample {} (column {}) is not finite ({v}): the model's inverse overflowed; it may be badly trained",
+            r + 1,
+            c + 1
+        );
+    }
+    let x = mf.preprocess.invert(&z);
+    write_table(&args.out, &x, None)?;
+    println!(
+        "wrote {} samples ({}-d) from {} to {}",
+        x.rows,
+        x.cols,
+        path.display(),
+        args.out.display()
+    );
+    if let (Some(shape), Some(levels)) = (mf.image, mf.preprocess.levels()) {
+        let png = args
+            .png
+            .clone()
+            .unwrap_or_else(|| args.out.with_extension("png"));
+        let cols = (x.rows as f64).sqrt().ceil() as usize;
+        plots::image_grid(&png, &x, shape, levels as f64, cols)?;
+        println!(
+            "wrote a {}x{} image grid to {}",
+            x.rows.div_ceil(cols),
+            cols,
+            png.display()
+        );
+    } else if args.png.is_some() {
+        bail!("--png: the model was not trained on image data");
+    }
+    Ok(())
+}

@@ -1,0 +1,577 @@
+//! Data: tables of samples, where they come from, and how they are split.
+//!
+//! A data argument (`--data`, `--val`, `--test`) is a path or a name:
+//! - a `.npy` file ([`npy`]: floats or integers, C or Fortran order, any rank; the first
+//!   axis is the samples),
+//! - a `.csv` file ([`csv`]: optional header, `.csv.gz` too),
+//! - an MNIST-style IDX file or a directory holding `train-images-idx3-ubyte[.gz]` (and
+//!   `t10k-images-idx3-ubyte[.gz]`, which becomes the test set) ([`idx`]),
+//! - `digits`, the built-in 8x8 handwritten digits ([`digits`]),
+//! - a 2-D generator, `moons`, `2spirals`, `checkerboard`, `rings`, `8gaussians`, `sine`
+//!   or `trimodal`, drawn with `--n` rows from `--seed` ([`generators`]).
+//!
+//! An existing path always wins over a built-in name. Where the data came from is
+//! recorded in the model file ([`Source`]), so that `eval` and `score` can rebuild the
+//! same splits later.
+
+pub mod csv;
+pub mod digits;
+pub mod generators;
+pub mod idx;
+pub mod npy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+/// A dense table of samples: `rows x cols`, row-major, in `f64`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Table {
+    /// Number of samples.
+    pub rows: usize,
+    /// Number of features.
+    pub cols: usize,
+    /// The values, row-major.
+    pub values: Vec<f64>,
+}
+
+impl Table {
+    /// Wraps row-major values. Panics if the length is not `rows * cols`.
+    pub fn new(rows: usize, cols: usize, values: Vec<f64>) -> Self {
+        assert_eq!(values.len(), rows * cols, "Table::new: length mismatch");
+        Self { rows, cols, values }
+    }
+
+    /// Builds a table from a function of `(row, col)`.
+    pub fn from_fn(rows: usize, cols: usize, mut f: impl FnMut(usize, usize) -> f64) -> Self {
+        let mut values = Vec::with_capacity(rows * cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                values.push(f(i, j));
+            }
+        }
+        Self { rows, cols, values }
+    }
+
+    /// Element `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.values[i * self.cols + j]
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Table {
+        let mut values = Vec::with_capacity(indices.len() * self.cols);
+        for &i in indices {
+            values.extend_from_slice(self.row(i));
+        }
+        Table::new(indices.len(), self.cols, values)
+    }
+
+    /// The first value that is NaN or infinite: `(row, col, value)`, zero-based.
+    pub fn first_non_finite(&self) -> Option<(usize, usize, f64)> {
+        let k = self.values.iter().position(|v| !v.is_finite())?;
+        Some((k / self.cols.max(1), k % self.cols.max(1), self.values[k]))
+    }
+
+    /// Whether row `i` is all finite.
+    pub fn row_is_finite(&self, i: usize) -> bool {
+        self.row(i).iter().all(|v| v.is_finite())
+    }
+
+    /// An error naming the first non-finite value (rows and columns counted from 1).
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        if let Some((r, c, v)) = self.first_non_finite() {
+            bail!(
+                "{what}: row {}, column {} is not a finite number ({v}); remove or repair that row",
+                r + 1,
+                c + 1
+            );
+        }
+        Ok(())
+    }
+
+    /// The values converted to `T`.
+    pub fn to_mat<T: relgrad::Scalar>(&self) -> relgrad::Mat<T> {
+        relgrad::Mat::from_vec(
+            self.rows,
+            self.cols,
+            self.values.iter().map(|&v| T::from_f64c(v)).collect(),
+        )
+    }
+}
+
+/// The height and width of image data (rows are images flattened row by row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    /// Pixels per column.
+    pub height: usize,
+    /// Pixels per row.
+    pub width: usize,
+}
+
+/// Where a data set came from: recorded in model files so that the data can be found
+/// again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The built-in digits.
+    Digits,
+    /// A 2-D generator with its size and seed.
+    Generator {
+        /// The generator's name.
+        name: String,
+        /// Rows drawn.
+        n: usize,
+        /// The seed.
+        seed: u64,
+    },
+    /// A file (`.npy`, `.csv`, IDX) or an MNIST-style IDX directory, by absolute path.
+    Path(PathBuf),
+}
+
+impl Source {
+    /// Resolves a data argument: an existing path, else a built-in name.
+    pub fn parse(spec: &str, n: usize, seed: u64) -> Result<Self> {
+        let p = Path::new(spec);
+        if p.exists() {
+            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            return Ok(Source::Path(abs));
+        }
+        if spec == "digits" {
+            return Ok(Source::Digits);
+        }
+        if generators::is_generator(spec) {
+            ensure!(n >= 2, "--n must be at least 2 for a generator, got {n}");
+            return Ok(Source::Generator {
+                name: spec.to_string(),
+                n,
+                seed,
+            });
+        }
+        bail!(
+            "{spec}: no such file or directory, and not a built-in data set (digits) or generator ({})",
+            generators::NAMES.join(", ")
+        )
+    }
+
+    /// A short name for run directories and reports: `digits`, `moons`, a file stem.
+    pub fn short_name(&self) -> String {
+        match self {
+            Source::Digits => "digits".into(),
+            Source::Generator { name, .. } => name.clone(),
+            Source::Path(p) => {
+                let name = p
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let name = name.trim_end_matches(".gz");
+                let stem = Path::new(name)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string());
+                stem.unwrap_or_else(|| "data".into())
+            }
+        }
+    }
+
+    /// A human-readable description.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Digits => "digits (built-in)".into(),
+            Source::Generator { name, n, seed } => {
+                format!("{name} (generated, n = {n}, seed {seed})")
+            }
+            Source::Path(p) => p.display().to_string(),
+        }
+    }
+
+    /// The JSON recorded in model files.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Source::Digits => json!({"kind": "builtin", "name": "digits"}),
+            Source::Generator { name, n, seed } => {
+                json!({"kind": "generator", "name": name, "n": n, "seed": seed})
+            }
+            Source::Path(p) => json!({"kind": "path", "path": p.display().to_string()}),
+        }
+    }
+
+    /// Reads [`Source::to_json`]'s output back.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        Ok(match kind {
+            "builtin" => Source::Digits,
+            "generator" => Source::Generator {
+                name: v["name"].as_str().unwrap_or_default().to_string(),
+                n: v["n"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("generator without n"))? as usize,
+                seed: v["seed"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("generator without seed"))?,
+            },
+            "path" => Source::Path(PathBuf::from(v["path"].as_str().unwrap_or_default())),
+            other => bail!("unknown data source kind {other:?}"),
+        })
+    }
+
+    /// Loads the data: the table, and for an IDX directory with `t10k` images, its test set.
+    pub fn load(&self) -> Result<Loaded> {
+        match self {
+            Source::Digits => Ok(Loaded {
+                main: Dataset {
+                    table: digits::load()?,
+                    image: Some(ImageShape {
+                        height: digits::SIDE,
+                        width: digits::SIDE,
+                    }),
+                    levels: Some(digits::LEVELS),
+                },
+                test: None,
+            }),
+            Source::Generator { name, n, seed } => Ok(Loaded {
+                main: Dataset {
+                    table: generators::generate(name, *n, *seed)?,
+                    image: None,
+                    levels: None,
+                },
+                test: None,
+            }),
+            Source::Path(p) if p.is_dir() => {
+                let (train, test) = idx::find_in_dir(p)?;
+                let main = load_file(&train)?;
+                let test = test.map(|t| load_file(&t)).transpose()?;
+                Ok(Loaded { main, test })
+            }
+            Source::Path(p) => Ok(Loaded {
+                main: load_file(p)?,
+                test: None,
+            }),
+        }
+    }
+}
+
+/// A table with what is known about its values.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The samples.
+    pub table: Table,
+    /// The image shape, when the rows are images.
+    pub image: Option<ImageShape>,
+    /// The number of quantisation levels of integer pixel data (17 for the digits, 256
+    /// for 8-bit images), when known.
+    pub levels: Option<u32>,
+}
+
+/// What [`Source::load`] returns.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The data set (for an IDX directory, its training images).
+    pub main: Dataset,
+    /// A test set that comes with the data (an IDX directory's `t10k` images).
+    pub test: Option<Dataset>,
+}
+
+/// Reads one data file, choosing the reader by extension, else by content.
+pub fn load_file(path: &Path) -> Result<Dataset> {
+    if !path.exists() {
+        bail!("{}: no such file", path.display());
+    }
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let ext = crate::util::extension(path).unwrap_or_default();
+    let head = {
+        use std::io::Read;
+        let mut buf = [0u8; 8];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut buf))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        buf[..n].to_vec()
+    };
+    if ext == "npy" || head.starts_with(b"\x93NUMPY") {
+        let a = npy::read(path)?;
+        let image = (a.shape.len() == 3).then(|| ImageShape {
+            height: a.shape[1],
+            width: a.shape[2],
+        });
+        let levels = a.is_u8().then_some(256);
+        let table = a
+            .into_table()
+            .with_context(|| format!("reading {}", path.display()))?;
+        return Ok(Dataset {
+            table,
+            image,
+            levels,
+        });
+    }
+    let is_csv_name = ext == "csv" || ext == "tsv" || ext == "txt" || name.ends_with(".csv.gz");
+    if !is_csv_name {
+        // IDX files are often gzip-compressed: look inside.
+        let bytes = idx::read_maybe_gz(path)?;
+        if idx::looks_like_idx(&bytes) {
+            let a = idx::parse(&bytes)
+                .with_context(|| format!("{} is not a readable IDX file", path.display()))?;
+            let image = (a.shape.len() == 3).then(|| ImageShape {
+                height: a.shape[1],
+                width: a.shape[2],
+            });
+            let levels = a.is_u8.then_some(256);
+            return Ok(Dataset {
+                table: a.into_table(),
+                image,
+                levels,
+            });
+        }
+        if bytes.iter().take(4096).any(|&b| b == 0) {
+            bail!(
+                "{}: unrecognised format (expected .npy, .csv, or an IDX file such as MNIST's)",
+                path.display()
+            );
+        }
+    }
+    let t = csv::read(path)?;
+    Ok(Dataset {
+        table: t.table,
+        image: None,
+        levels: None,
+    })
+}
+
+/// How a data set is split into training, validation and test rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitSpec {
+    /// Seed of the random permutation.
+    pub seed: u64,
+    /// Fraction of rows held out for validation (when no validation file is given).
+    pub val_fraction: f64,
+    /// Fraction of rows held out for testing (when no test file is given).
+    pub test_fraction: f64,
+    /// A separate validation file.
+    pub val: Option<Source>,
+    /// A separate test file.
+    pub test: Option<Source>,
+}
+
+impl SplitSpec {
+    /// The JSON recorded in model files.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "val": self.val.as_ref().map(Source::to_json),
+            "test": self.test.as_ref().map(Source::to_json),
+        })
+    }
+
+    /// Reads [`SplitSpec::to_json`]'s output back.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let opt = |k: &str| -> Result<Option<Source>> {
+            match v.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => Source::from_json(x).map(Some),
+            }
+        };
+        Ok(Self {
+            seed: v["seed"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("split without seed"))?,
+            val_fraction: v["val_fraction"].as_f64().unwrap_or(0.0),
+            test_fraction: v["test_fraction"].as_f64().unwrap_or(0.0),
+            val: opt("val")?,
+            test: opt("test")?,
+        })
+    }
+}
+
+/// The three parts of a data set.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// Training rows (with the data set's image shape and levels).
+    pub train: Dataset,
+    /// Validation rows, if any.
+    pub val: Option<Table>,
+    /// Test rows, if any.
+    pub test: Option<Table>,
+    /// Where the test rows came from: `"fraction"`, `"file"` or `"t10k"`.
+    pub test_origin: &'static str,
+}
+
+/// Which part of the data a command works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The training rows.
+    Train,
+    /// The validation rows.
+    Val,
+    /// The test rows.
+    Test,
+    /// Every row of the data, unsplit.
+    All,
+}
+
+impl Part {
+    /// `"train"`, `"val"`, `"test"` or `"all"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Val => "val",
+            Part::Test => "test",
+            Part::All => "all",
+        }
+    }
+}
+
+fn check_fraction(name: &str, f: f64) -> Result<()> {
+    ensure!((0.0..1.0).contains(&f), "{name} must be in [0, 1), got {f}");
+    Ok(())
+}
+
+fn load_extra(src: &Source, cols: usize, what: &str) -> Result<Table> {
+    let t = src
+        .load()
+        .with_context(|| format!("loading the {what} data"))?
+        .main
+        .table;
+    ensure!(
+        t.cols == cols,
+        "the {what} data {} has {} columns, but the training data has {cols}",
+        src.describe(),
+        t.cols
+    );
+    Ok(t)
+}
+
+/// Splits a loaded data set as `spec` says. Rows are assigned by a seeded permutation
+/// (test first, then validation, the rest for training) and keep their original order
+/// within each part. An IDX directory's `t10k` images are the test set.
+pub fn split(loaded: Loaded, spec: &SplitSpec) -> Result<Splits> {
+    check_fraction("--val-fraction", spec.val_fraction)?;
+    check_fraction("--test-fraction", spec.test_fraction)?;
+    let Loaded {
+        main,
+        test: bundled,
+    } = loaded;
+    let n = main.table.rows;
+    let cols = main.table.cols;
+    let (test_from_rows, test, origin) = match (&spec.test, bundled) {
+        (Some(src), _) => (0, Some(load_extra(src, cols, "test")?), "file"),
+        (None, Some(t)) => {
+            ensure!(
+                t.table.cols == cols,
+                "the bundled test images have {} columns, the training images {cols}",
+                t.table.cols
+            );
+            (0, Some(t.table), "t10k")
+        }
+        (None, None) => {
+            let k = (n as f64 * spec.test_fraction).round() as usize;
+            (k, None, "fraction")
+        }
+    };
+    let (val_from_rows, val) = match &spec.val {
+        Some(src) => (0, Some(load_extra(src, cols, "validation")?)),
+        None => ((n as f64 * spec.val_fraction).round() as usize, None),
+    };
+    ensure!(
+        test_from_rows + val_from_rows + 2 <= n,
+        "the data has {n} rows: too few to hold out {test_from_rows} test and {val_from_rows} validation rows and train on at least 2"
+    );
+    let mut perm: Vec<usize> = (0..n).collect();
+    if test_from_rows + val_from_rows > 0 {
+        perm.shuffle(&mut StdRng::seed_from_u64(
+            spec.seed ^ 0x5EED_5B17_0000_0001,
+        ));
+    }
+    let mut te = perm[..test_from_rows].to_vec();
+    let mut va = perm[test_from_rows..test_from_rows + val_from_rows].to_vec();
+    let mut tr = perm[test_from_rows + val_from_rows..].to_vec();
+    te.sort_unstable();
+    va.sort_unstable();
+    tr.sort_unstable();
+    let test = test.or_else(|| (!te.is_empty()).then(|| main.table.select(&te)));
+    let val = val.or_else(|| (!va.is_empty()).then(|| main.table.select(&va)));
+    let train = Dataset {
+        table: main.table.select(&tr),
+        image: main.image,
+        levels: main.levels,
+    };
+    Ok(Splits {
+        train,
+        val,
+        test,
+        test_origin: origin,
+    })
+}
+
+impl Splits {
+    /// The requested part (`All` is not stored here; see [`split`]).
+    pub fn part(&self, part: Part) -> Option<&Table> {
+        match part {
+            Part::Train => Some(&self.train.table),
+            Part::Val => self.val.as_ref(),
+            Part::Test => self.test.as_ref(),
+            Part::All => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_split_sizes() {
+        let loaded = Source::Digits.load().unwrap();
+        let spec = SplitSpec {
+            seed: 0,
+            val_fraction: 0.1,
+            test_fraction: 0.1,
+            val: None,
+            test: None,
+        };
+        let s = split(loaded, &spec).unwrap();
+        assert_eq!(s.train.table.rows, 1437);
+        assert_eq!(s.val.as_ref().unwrap().rows, 180);
+        assert_eq!(s.test.as_ref().unwrap().rows, 180);
+    }
+
+    #[test]
+    fn zero_fractions_keep_everything() {
+        let loaded = Source::Digits.load().unwrap();
+        let spec = SplitSpec {
+            seed: 1,
+            val_fraction: 0.0,
+            test_fraction: 0.0,
+            val: None,
+            test: None,
+        };
+        let s = split(loaded.clone(), &spec).unwrap();
+        assert_eq!(s.train.table, loaded.main.table);
+        assert!(s.val.is_none() && s.test.is_none());
+    }
+
+    #[test]
+    fn source_json_round_trip() {
+        for s in [
+            Source::Digits,
+            Source::Generator {
+                name: "moons".into(),
+                n: 10,
+                seed: 3,
+            },
+            Source::Path("/tmp/x.csv".into()),
+        ] {
+            assert_eq!(Source::from_json(&s.to_json()).unwrap(), s);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! A small reader and writer for NumPy's `.npy` format (versions 1, 2 and 3).
+//!
+//! Reads little- and big-endian `f4`, `f8`, signed and unsigned integers of 1,
+//! 2, 4 and 8 bytes and booleans, in C or Fortran order, of any rank >= 1: the first axis
+//! is the rows, the others are flattened in C order into the columns (a 1-D array is one
+//! column). Writes 1-D or 2-D little-endian `f8` arrays in C order.
+//!
+//! The format (<https://numpy.org/devdocs/reference/generated/numpy.lib.format.html>):
+//! the magic `\x93NUMPY`, a major and minor version byte, the header length (2 bytes in
+//! version 1, 4 after), an ASCII Python dict literal with `descr`, `fortran_order` and
+//! `shape`, padded with spaces and a newline, then the raw data.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::Table;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// A parsed `.npy` array: its shape and its values as `f64`, in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyArray {
+    /// The array's shape.
+    pub shape: Vec<usize>,
+    /// The `descr` string, e.g. `"<f8"` or `"|u1"`.
+    pub descr: String,
+    /// The values in C (row-major) order.
+    pub values: Vec<f64>,
+}
+
+impl NpyArray {
+    /// Whether the element type is an integer or boolean type.
+    pub fn is_integer(&self) -> bool {
+        matches!(self.descr.as_bytes().get(1), Some(b'i' | b'u' | b'b'))
+    }
+
+    /// Whether the element type is an unsigned 8-bit integer (8-bit image data).
+    pub fn is_u8(&self) -> bool {
+        self.descr.ends_with("u1")
+    }
+
+    /// The array as a table: the first axis is the rows, the others flattened in C order.
+    pub fn into_table(self) -> Result<Table> {
+        let rows = self.shape[0];
+        let cols: usize = self.shape[1..].iter().product();
+        if rows > 0 && cols == 0 {
+            bail!("the array has shape {:?}: no columns", self.shape);
+        }
+        Ok(Table::new(rows, cols, self.values))
+    }
+}
+
+/// Reads a `.npy` file.
+pub fn read(path: &Path) -> Result<NpyArray> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&bytes).with_context(|| format!("{} is not a readable .npy file", path.display()))
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        bail!("missing the .npy magic string \\x93NUMPY");
+    }
+    let major = bytes[6];
+    let (header_len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                bail!("truncated header");
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => bail!("unsupported .npy format version {v}"),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| anyhow!("truncated header"))?;
+    let header = std::str::from_utf8(header).map_err(|_| anyhow!("the header is not text"))?;
+    let descr = dict_value(header, "descr")
+        .and_then(parse_str_literal)
+        .ok_or_else(|| anyhow!("the header has no readable 'descr': {header:?}"))?;
+    let fortran = match dict_value(header, "fortran_order").map(|v| v.trim_start()) {
+        Some(v) if v.starts_with("True") => true,
+        Some(v) if v.starts_with("False") => false,
+        _ => bail!("the header has no readable 'fortran_order': {header:?}"),
+    };
+    let shape = dict_value(header, "shape")
+        .and_then(parse_shape)
+        .ok_or_else(|| anyhow!("the header has no readable 'shape': {header:?}"))?;
+    if shape.is_empty() {
+        bail!("a 0-dimensional array (a scalar) is not a data set");
+    }
+    let (kind, size, big_endian) = parse_descr(&descr)?;
+    let count: usize = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(|| anyhow!("the shape {shape:?} is too large"))?;
+    let data = &bytes[start + header_len..];
+    let need = count
+        .checked_mul(size)
+        .ok_or_else(|| anyhow!("the shape {shape:?} is too large"))?;
+    if data.len() < need {
+        bail!(
+            "truncated data: the shape {shape:?} of {descr} needs {need} bytes, the file has {}",
+            data.len()
+        );
+    }
+    let mut values = Vec::with_capacity(count);
+    for chunk in data[..need].chunks_exact(size) {
+        values.push(decode(chunk, kind, big_endian));
+    }
+    if fortran && shape.len() > 1 {
+        values = fortran_to_c(&values, &shape);
+    }
+    Ok(NpyArray {
+        shape,
+        descr,
+        values,
+    })
+}
+
+/// The raw text of the value of `key` in the header dict (up to the end of the dict).
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    for quote in ['\'', '"'] {
+        let pat = format!("{quote}{key}{quote}");
+        if let Some(i) = header.find(&pat) {
+            let rest = &header[i + pat.len()..];
+            let colon = rest.find(':')?;
+            return Some(rest[colon + 1..].trim_start());
+        }
+    }
+    None
+}
+
+fn parse_str_literal(v: &str) -> Option<String> {
+    let q = v.chars().next()?;
+    if q != '\'' && q != '"' {
+        return None;
+    }
+    let end = v[1..].find(q)?;
+    Some(v[1..1 + end].to_string())
+}
+
+fn parse_shape(v: &str) -> Option<Vec<usize>> {
+    let v = v.strip_prefix('(')?;
+    let end = v.find(')')?;
+    v[..end]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>().ok())
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Float,
+    Int,
+    UInt,
+    Bool,
+}
+
+fn parse_descr(descr: &str) -> Result<(Kind, usize, bool)> {
+    let b = descr.as_bytes();
+    let (order, rest) = match b.first() {
+        Some(c @ (b'<' | b'>' | b'|' | b'=')) => (*c, &descr[1..]),
+        _ => (b'=', descr),
+    };
+    let big_endian = order == b'>' || (order == b'=' && cfg!(target_endian = "big"));
+    let (k, n) = rest.split_at(1.min(rest.len()));
+    let size: usize = n
+        .parse()
+        .map_err(|_| anyhow!("unsupported dtype {descr:?}"))?;
+    let kind = match k {
+        "f" if size == 4 || size == 8 => Kind::Float,
+        "i" if matches!(size, 1 | 2 | 4 | 8) => Kind::Int,
+        "u" if matches!(size, 1 | 2 | 4 | 8) => Kind::UInt,
+        "b" if size == 1 => Kind::Bool,
+        _ => bail!(
+            "unsupported dtype {descr:?}: expected float32/64, (unsigned) integers of 1 to 8 bytes or bool"
+        ),
+    };
+    Ok((kind, size, big_endian))
+}
+
+fn decode(chunk: &[u8], kind: Kind, big_endian: bool) -> f64 {
+    let mut buf = [0u8; 8];
+    let n = chunk.len();
+    buf[..n].copy_from_slice(chunk);
+    if big_endian {
+        buf[..n].reverse();
+    }
+    match (kind, n) {
+        (Kind::Float, 4) => f32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as f64,
+        (Kind::Float, _) => f64::from_le_bytes(buf),
+        (Kind::Bool, _) => f64::from(buf[0] != 0),
+        (Kind::UInt, _) => u64::from_le_bytes(buf) as f64,
+        (Kind::Int, _) => {
+            // Sign-extend from n bytes.
+            let shift = 64 - 8 * n as u32;
+            ((i64::from_le_bytes(buf) << shift) >> shift) as f64
+        }
+    }
+}
+
+/// Reorders a Fortran-order (column-major) buffer of `shape` into C order.
+fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
+    let rank = shape.len();
+    // Fortran strides: axis 0 varies fastest.
+    let mut fstride = vec![1usize; rank];
+    for a in 1..rank {
+        fstride[a] = fstride[a - 1] * shape[a - 1];
+    }
+    let mut out = Vec::with_capacity(values.len());
+    let mut idx = vec![0usize; rank];
+    for _ in 0..values.len() {
+        let off: usize = idx.iter().zip(&fstride).map(|(i, s)| i * s).sum();
+        out.push(values[off]);
+        // Advance the C-order multi-index (last axis fastest).
+        for a in (0..rank).rev() {
+            idx[a] += 1;
+            if idx[a] < shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    out
+}
+
+/// Encodes `values` (C order, `shape` of rank 1 or 2) as a version-1 `.npy` file of
+/// little-endian `f8`, the header padded so the data starts at a multiple of 64 bytes.
+pub fn encode_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        values.len(),
+        "npy: shape and length differ"
+    );
+    let shape_txt = match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + 8 * values.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
+        while (10 + h.len() + 1) % 16 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn round_trip_f64() {
+        let v = [1.5, -2.0, 3.25, 1e-300, f64::MAX, 0.0];
+        let a = parse(&encode_f64(&[3, 2], &v)).unwrap();
+        assert_eq!(a.shape, vec![3, 2]);
+        assert_eq!(a.values, v);
+        let bytes = encode_f64(&[3, 2], &v);
+        let header_end = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!(header_end % 64, 0);
+        let one = parse(&encode_f64(&[6], &v)).unwrap();
+        assert_eq!(one.shape, vec![6]);
+    }
+
+    #[test]
+    fn integer_types_and_fortran_order() {
+        // 2x3 int16 in Fortran order: columns (1,4), (2,5), (3,-6).
+        let vals: [i16; 6] = [1, 4, 2, 5, 3, -6];
+        let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let a = parse(&file("<i2", true, "(2, 3)", &data)).unwrap();
+        assert_eq!(a.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.0]);
+        let data: Vec<u8> = vec![0, 255, 7];
+        let a = parse(&file("|u1", false, "(3,)", &data)).unwrap();
+        assert_eq!(a.values, vec![0.0, 255.0, 7.0]);
+        assert!(a.is_u8());
+        let data: Vec<u8> = 2.5f32.to_be_bytes().to_vec();
+        let a = parse(&file(">f4", false, "(1, 1)", &data)).unwrap();
+        assert_eq!(a.values, vec![2.5]);
+        let data: Vec<u8> = (-3i64).to_le_bytes().to_vec();
+        assert_eq!(
+            parse(&file("<i8", false, "(1,)", &data)).unwrap().values,
+            vec![-3.0]
+        );
+    }
+
+    #[test]
+    fn fortran_rank3() {
+        // shape (2, 2, 2): C index (i, j, k) holds 100 i + 10 j + k.
+        let shape = [2, 2, 2];
+        let mut f = vec![0.0; 8];
+        for i in 0..2 {
+            for j in 0..2 {
+                for k in 0..2 {
+                    f[i + 2 * j + 4 * k] = (100 * i + 10 * j + k) as f64;
+                }
+            }
+        }
+        let c = fortran_to_c(&f, &shape);
+        assert_eq!(c, vec![0.0, 1.0, 10.0, 11.0, 100.0, 101.0, 110.0, 111.0]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse(b"not a numpy file").is_err());
+        let e = parse(&file("<c16", false, "(1,)", &[0; 16])).unwrap_err();
+        assert!(e.to_string().contains("unsupported dtype"), "{e}");
+        let e = parse(&file("<f8", false, "(4,)", &[0; 8])).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+}

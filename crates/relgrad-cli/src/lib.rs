@@ -1,0 +1,84 @@
+//! # relgrad-cli
+//!
+//! The `relgrad` command-line tool: exact maximum-likelihood training of invertible,
+//! fully connected density models with the relative gradient (Gresele et al., NeurIPS
+//! 2020), and the verbs around it: evaluate, sample, score, list the built-in data sets
+//! and benchmark the backends.
+//!
+//! The binary (`src/main.rs`) only parses the arguments and calls [`run`]; everything
+//! else lives in this library so that integration tests and other programs can reuse the
+//! readers and writers (`.npy`, `.csv`, IDX, model files).
+//!
+//! | concept | module |
+//! |---|---|
+//! | command-line arguments (clap) | [`cli`] |
+//! | data: `.npy`, `.csv`, IDX, the built-in digits, 2-D generators, splits | [`data`] |
+//! | preprocessing (standardise, dequantise + logit) and its Jacobian | [`preprocess`] |
+//! | the portable model file (safetensors) | [`model_file`] |
+//! | training checkpoints (atomic, resumable) | [`checkpoint`] |
+//! | figures (plotters) | [`plots`] |
+//! | the timing harness of `relgrad bench` | [`mod@bench`] |
+//! | one module per subcommand | [`commands`] |
+//! | statistics and small helpers | [`util`] |
+
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod checkpoint;
+pub mod cli;
+pub mod commands;
+pub mod data;
+pub mod model_file;
+pub mod plots;
+pub mod preprocess;
+pub mod util;
+
+use std::process::ExitCode;
+
+/// Exit code of a run stopped by Ctrl-C (the shell convention, 128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code of a training run that diverged (the best parameters were saved).
+pub const EXIT_DIVERGED: u8 = 3;
+/// Exit code of any other error (bad input, I/O, ...).
+pub const EXIT_ERROR: u8 = 1;
+
+/// An error that carries its own exit code (divergence, interruption); every other
+/// error exits with [`EXIT_ERROR`].
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    /// The message printed after `error: `.
+    pub message: String,
+    /// The process exit code.
+    pub code: u8,
+}
+
+/// Parses `args` (including the program name) and runs the command. Errors are printed
+/// to stderr with their context chain, and mapped to an exit code.
+pub fn run<I, S>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let parsed = match cli::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match commands::dispatch(parsed) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = err
+                .downcast_ref::<ExitError>()
+                .map_or(EXIT_ERROR, |e| e.code);
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

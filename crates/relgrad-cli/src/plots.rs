@@ -1,0 +1,316 @@
+//! Figures written next to a run's model (plotters, PNG):
+//! - `curve.png`: training and validation log-likelihood per epoch;
+//! - `density.png` (2-D data): the learned density as a heat map beside exact samples;
+//! - `samples.png` and `relgrad sample`'s grids (image data): samples as a grid of images.
+//!
+//! Figures are a convenience: callers report a failure to draw one as a warning.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use crate::data::{ImageShape, Table};
+
+/// One point of a learning curve: `(epoch, train_ll, val_ll)`.
+pub type CurvePoint = (usize, Option<f64>, Option<f64>);
+
+fn err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("drawing {}: {e}", path.display())
+}
+
+/// Draws the learning curve: `(epoch, train_ll, val_ll)` per evaluated epoch, with the
+/// best epoch marked.
+pub fn learning_curve(
+    path: &Path,
+    title: &str,
+    points: &[CurvePoint],
+    best_epoch: usize,
+) -> Result<()> {
+    let finite = |v: &Option<f64>| v.filter(|x| x.is_finite());
+    let ys: Vec<f64> = points
+        .iter()
+        .flat_map(|(_, a, b)| [finite(a), finite(b)])
+        .flatten()
+        .collect();
+    if ys.is_empty() {
+        return Ok(());
+    }
+    let (mut lo, mut hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &y| {
+            (l.min(y), h.max(y))
+        });
+    // Focus on the useful range: the starting point can be far below the rest.
+    if points.len() > 3 {
+        let tail: Vec<f64> = points[1..]
+            .iter()
+            .flat_map(|(_, a, b)| [finite(a), finite(b)])
+            .flatten()
+            .collect();
+        if let Some(tmin) = tail.iter().cloned().reduce(f64::min) {
+            lo = lo.max(tmin - 0.25 * (hi - tmin).abs());
+        }
+    }
+    if hi - lo < 1e-9 {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let pad = 0.05 * (hi - lo);
+    let max_epoch = points.iter().map(|p| p.0).max().unwrap_or(1).max(1);
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..max_epoch as f64, (lo - pad)..(hi + pad))
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("mean log-likelihood (nats)")
+        .draw()
+        .map_err(err(path))?;
+    let series = |pick: fn(&CurvePoint) -> Option<f64>| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter_map(|p| {
+                pick(p)
+                    .filter(|y| y.is_finite() && *y >= lo - pad)
+                    .map(|y| (p.0 as f64, y))
+            })
+            .collect()
+    };
+    let train = series(|p| p.1);
+    let val = series(|p| p.2);
+    if !train.is_empty() {
+        chart
+            .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))
+            .map_err(err(path))?
+            .label("training")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    }
+    if !val.is_empty() {
+        chart
+            .draw_series(LineSeries::new(val, RED.stroke_width(2)))
+            .map_err(err(path))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
+    let b = best_epoch as f64;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(b, lo - pad), (b, hi + pad)],
+            BLACK.mix(0.4).stroke_width(1),
+        )))
+        .map_err(err(path))?
+        .label(format!("best epoch ({best_epoch})"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err(path))?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// A grid over a 2-D box: the points where a density is evaluated for [`density_2d`].
+#[derive(Clone, Copy, Debug)]
+pub struct Grid2 {
+    /// `(x_min, x_max)`.
+    pub x: (f64, f64),
+    /// `(y_min, y_max)`.
+    pub y: (f64, f64),
+    /// Cells per side.
+    pub n: usize,
+}
+
+impl Grid2 {
+    /// A square-celled box around the data (1st to 99th percentile, padded).
+    pub fn around(data: &Table, n: usize) -> Self {
+        let range = |j: usize| {
+            let mut v: Vec<f64> = (0..data.rows)
+                .map(|i| data.get(i, j))
+                .filter(|x| x.is_finite())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            if v.is_empty() {
+                return (-1.0, 1.0);
+            }
+            let (a, b) = (v[v.len() / 200], v[(v.len() * 199 / 200).min(v.len() - 1)]);
+            let pad = 0.15 * (b - a).max(1e-6);
+            (a - pad, b + pad)
+        };
+        Self {
+            x: range(0),
+            y: range(1),
+            n,
+        }
+    }
+
+    /// The cell centres, row by row from the top (`y` decreasing), as an `n^2 x 2` table.
+    pub fn points(&self) -> Table {
+        let n = self.n;
+        Table::from_fn(n * n, 2, |k, j| {
+            let (r, c) = (k / n, k % n);
+            if j == 0 {
+                self.x.0 + (c as f64 + 0.5) / n as f64 * (self.x.1 - self.x.0)
+            } else {
+                self.y.1 - (r as f64 + 0.5) / n as f64 * (self.y.1 - self.y.0)
+            }
+        })
+    }
+}
+
+fn heat(t: f64) -> RGBColor {
+    // A perceptually ordered dark-blue -> teal -> yellow ramp (viridis-like).
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
+    let i = (t.floor() as usize).min(stops.len() - 2);
+    let f = t - i as f64;
+    let (a, b) = (stops[i], stops[i + 1]);
+    let mix = |x: f64, y: f64| (x + f * (y - x)).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Draws the learned density on `grid` (`log_density` per grid point, in
+/// [`Grid2::points`] order) beside a scatter of `samples` (and, faintly, `data`).
+pub fn density_2d(
+    path: &Path,
+    title: &str,
+    grid: Grid2,
+    log_density: &[f64],
+    samples: &Table,
+    data: &Table,
+) -> Result<()> {
+    let root = BitMapBackend::new(path, (1000, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(err(path))?;
+    let (left, right) = root.split_horizontally(500);
+    let dens: Vec<f64> = log_density
+        .iter()
+        .map(|l| if l.is_finite() { l.exp() } else { 0.0 })
+        .collect();
+    let max = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
+    let n = grid.n;
+    let (dx, dy) = (
+        (grid.x.1 - grid.x.0) / n as f64,
+        (grid.y.1 - grid.y.0) / n as f64,
+    );
+    let mut chart = ChartBuilder::on(&left)
+        .caption("learned density", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(grid.x.0..grid.x.1, grid.y.0..grid.y.1)
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .draw()
+        .map_err(err(path))?;
+    chart
+        .draw_series((0..n * n).map(|k| {
+            let (r, c) = (k / n, k % n);
+            let x0 = grid.x.0 + c as f64 * dx;
+            let y1 = grid.y.1 - r as f64 * dy;
+            Rectangle::new([(x0, y1 - dy), (x0 + dx, y1)], heat(dens[k] / max).filled())
+        }))
+        .map_err(err(path))?;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("exact samples (red) and data (grey)", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(grid.x.0..grid.x.1, grid.y.0..grid.y.1)
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .draw()
+        .map_err(err(path))?;
+    let inside = |t: &Table, i: usize| {
+        let (x, y) = (t.get(i, 0), t.get(i, 1));
+        (x >= grid.x.0 && x <= grid.x.1 && y >= grid.y.0 && y <= grid.y.1).then_some((x, y))
+    };
+    chart
+        .draw_series(
+            (0..data.rows)
+                .filter_map(|i| inside(data, i))
+                .map(|p| Circle::new(p, 1, BLACK.mix(0.25).filled())),
+        )
+        .map_err(err(path))?;
+    chart
+        .draw_series(
+            (0..samples.rows)
+                .filter_map(|i| inside(samples, i))
+                .map(|p| Circle::new(p, 1, RED.mix(0.7).filled())),
+        )
+        .map_err(err(path))?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// Draws images (rows of `images`, pixel values `0..levels-1`, white ink on black as in
+/// MNIST) as a grid with `cols` images per row.
+pub fn image_grid(
+    path: &Path,
+    images: &Table,
+    shape: ImageShape,
+    levels: f64,
+    cols: usize,
+) -> Result<()> {
+    let (h, w) = (shape.height, shape.width);
+    anyhow::ensure!(
+        h * w == images.cols,
+        "image shape {h}x{w} does not match {} columns",
+        images.cols
+    );
+    let n = images.rows.max(1);
+    let cols = cols.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let scale = (64 / h.max(w)).clamp(2, 16) as u32;
+    let gap = 2u32;
+    let cell_w = w as u32 * scale + gap;
+    let cell_h = h as u32 * scale + gap;
+    let size = (cols as u32 * cell_w + gap, rows as u32 * cell_h + gap);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&RGBColor(128, 128, 128)).map_err(err(path))?;
+    let max = (levels - 1.0).max(1e-12);
+    for k in 0..images.rows {
+        let (gr, gc) = ((k / cols) as u32, (k % cols) as u32);
+        let (ox, oy) = (gap + gc * cell_w, gap + gr * cell_h);
+        for py in 0..h {
+            for px in 0..w {
+                let v = images.get(k, py * w + px);
+                let g = if v.is_finite() {
+                    (v / max).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let c = RGBColor((g * 255.0) as u8, (g * 255.0) as u8, (g * 255.0) as u8);
+                let x0 = (ox + px as u32 * scale) as i32;
+                let y0 = (oy + py as u32 * scale) as i32;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + scale as i32, y0 + scale as i32)],
+                    c.filled(),
+                ))
+                .map_err(err(path))?;
+            }
+        }
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! `relgrad eval`, `sample` and `score` on saved models.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use relgrad::{Faer, Threads};
+use relgrad_cli::data::{csv, npy};
+use relgrad_cli::model_file::{AnyModel, ModelFile};
+
+fn train_digits(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("digits");
+    relgrad()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    out.join("model.safetensors")
+}
+
+#[test]
+fn eval_reproduces_the_saved_metrics_exactly() {
+    let dir = tmp();
+    let model = train_digits(dir.path());
+    let recorded = meta_json(&model, "metrics");
+    let out = stdout_of(relgrad().args(["eval", model.to_str().unwrap(), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for k in [
+        "n",
+        "ll_mean",
+        "ll_2se",
+        "ll_data_mean",
+        "bits_per_dim",
+        "gaussian_ll_mean",
+    ] {
+        assert_eq!(
+            v[k], recorded["test"][k],
+            "{k}: eval {} vs saved {}",
+            v[k], recorded["test"][k]
+        );
+    }
+    assert_eq!(v["n"], 180);
+    assert_eq!(v["split"], "test");
+    assert_eq!(v["gaussian_fitted_on"], "training split");
+    // The same rows named explicitly, and the run directory instead of the file.
+    let dir_arg = model.parent().unwrap().to_str().unwrap();
+    let out = stdout_of(relgrad().args([
+        "eval", dir_arg, "--data", "digits", "--split", "test", "--json",
+    ]));
+    let w: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(w["ll_mean"], v["ll_mean"]);
+    // Text output names both spaces and the Gaussian.
+    relgrad()
+        .args(["eval", model.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("logit space")
+                .and(predicate::str::contains("pixel space"))
+                .and(predicate::str::contains("bits per dimension"))
+                .and(predicate::str::contains("best full-covariance Gaussian")),
+        );
+    // Bits per dimension follow from the pixel-space log-likelihood.
+    let bpd = -v["ll_data_mean"].as_f64().unwrap() / (64.0 * std::f64::consts::LN_2);
+    assert!((bpd - v["bits_per_dim"].as_f64().unwrap()).abs() < 1e-9);
+}
+
+#[test]
+fn sample_writes_npy_csv_and_an_image_grid() {
+    let dir = tmp();
+    let model = train_digits(dir.path());
+    let out = dir.path().join("s.npy");
+    relgrad()
+        .args([
+            "sample",
+            model.to_str().unwrap(),
+            "-n",
+            "12",
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "3",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote 12 samples"));
+    let a = npy::read(&out).unwrap();
+    assert_eq!(a.shape, vec![12, 64]);
+    assert!(
+        a.values
+            .iter()
+            .all(|&v| (0.0..=16.0).contains(&v) && v.fract() == 0.0),
+        "pixels in the data's units"
+    );
+    assert!(dir.path().join("s.png").exists());
+    // Same seed, same samples, as CSV.
+    let out_csv = dir.path().join("s.csv");
+    relgrad()
+        .args([
+            "sample",
+            model.to_str().unwrap(),
+            "-n",
+            "12",
+            "--out",
+            out_csv.to_str().unwrap(),
+            "--seed",
+            "3",
+        ])
+        .assert()
+        .success();
+    assert_eq!(csv::read(&out_csv).unwrap().table.values, a.values);
+}
+
+#[test]
+fn samples_of_2d_data_come_back_in_the_data_units() {
+    let dir = tmp();
+    let run = dir.path().join("run");
+    relgrad()
+        .args([
+            "train",
+            "--data",
+            "sine",
+            "--n",
+            "400",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let out = dir.path().join("s.csv");
+    relgrad()
+        .args([
+            "sample",
+            run.to_str().unwrap(),
+            "-n",
+            "500",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let t = csv::read(&out).unwrap().table;
+    assert_eq!((t.rows, t.cols), (500, 2));
+    // x is uniform on [-4, 4] (interquartile range 4; about 1.7 once standardised).
+    let mut x: Vec<f64> = (0..t.rows).map(|i| t.get(i, 0)).collect();
+    x.sort_by(f64::total_cmp);
+    let (q25, q50, q75) = (x[125], x[250], x[375]);
+    assert!(
+        q50.abs() < 1.5 && q75 - q25 > 2.5 && q75 - q25 < 6.0,
+        "quartiles {q25} {q50} {q75}: not in the sine data's units"
+    );
+    relgrad()
+        .args([
+            "sample",
+            run.to_str().unwrap(),
+            "-n",
+            "5",
+            "--out",
+            dir.path().join("s.txt").to_str().unwrap(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(".npy or .csv"));
+}
+
+#[test]
+fn score_agrees_with_the_library_log_prob() {
+    let dir = tmp();
+    let data = csv_data(dir.path(), "d.csv", 60, 4, 3);
+    let run = dir.path().join("run");
+    relgrad()
+        .args(quick_train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+        ))
+        .args(["--preprocess", "none", "--precision", "f64"])
+        .assert()
+        .success();
+    let out = dir.path().join("scores.csv");
+    relgrad()
+        .args([
+            "score",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote 60 log-densities"));
+    let scores = csv::read(&out).unwrap();
+    assert_eq!(scores.header.as_deref().unwrap(), ["row", "log_density"]);
+    let mf = ModelFile::load(&run.join("model.safetensors")).unwrap();
+    let AnyModel::F64(m) = mf.model else {
+        panic!("f64")
+    };
+    let x = csv::read(&data).unwrap().table.to_mat::<f64>();
+    let lp = m.log_prob(&Faer::new(Threads::Auto), x.as_ref()).unwrap();
+    for (i, want) in lp.iter().enumerate() {
+        assert_eq!(scores.table.get(i, 0), i as f64, "row order");
+        assert_eq!(scores.table.get(i, 1), *want, "row {i}");
+    }
+    // The same as .npy.
+    let out_npy = dir.path().join("scores.npy");
+    relgrad()
+        .args([
+            "score",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out_npy.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    assert_eq!(npy::read(&out_npy).unwrap().values, lp);
+}
+
+#[test]
+fn score_in_data_units_adds_the_standardisation_jacobian() {
+    let dir = tmp();
+    let data = csv_data(dir.path(), "d.csv", 60, 3, 8);
+    let run = dir.path().join("run");
+    relgrad()
+        .args(quick_train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+        ))
+        .assert()
+        .success();
+    let score = |space: &str, name: &str| {
+        let out = dir.path().join(name);
+        relgrad()
+            .args([
+                "score",
+                run.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--space",
+                space,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .assert()
+            .success();
+        npy::read(&out).unwrap().values
+    };
+    let (d, m) = (score("data", "d.npy"), score("model", "m.npy"));
+    let pre = meta_json(&run.join("model.safetensors"), "preprocess");
+    let log_std: f64 = pre["std"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_f64().unwrap().ln())
+        .sum();
+    for (a, b) in d.iter().zip(&m) {
+        assert!((a - (b - log_std)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn eval_of_a_generator_redraws_the_model_s_own_split() {
+    let dir = tmp();
+    let run = dir.path().join("run");
+    relgrad()
+        .args([
+            "train", "--data", "2spirals", "--n", "300", "--epochs", "2", "--seed", "4", "--quiet",
+        ])
+        .args(["--out", run.to_str().unwrap()])
+        .assert()
+        .success();
+    let recorded = meta_json(&run.join("model.safetensors"), "metrics");
+    let out = stdout_of(relgrad().args([
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        "2spirals",
+        "--split",
+        "test",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["n"], 30);
+    assert_eq!(v["ll_mean"], recorded["test"]["ll_mean"]);
+    // A fresh draw is evaluated on all of its rows.
+    let out = stdout_of(relgrad().args([
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        "2spirals",
+        "--n",
+        "50",
+        "--seed",
+        "9",
+        "--json",
+    ]));
+    let w: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (w["n"].as_u64(), w["split"].as_str()),
+        (Some(50), Some("all"))
+    );
+}
