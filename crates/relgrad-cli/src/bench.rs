@@ -1,8 +1,8 @@
 //! The timing harness behind `relgrad bench`, generic over the backend and precision.
 //!
-//! For one configuration (dimension `D`, batch `B`, layers `L`) it measures, each by
-//! repeating until about `budget` of wall time (and at least `min_reps` times) and taking
-//! the median:
+//! For one configuration (dimension `D`, batch `B`, layers `L`) it measures the items
+//! below in rounds, each item once per round, until about six budgets of wall time (and
+//! at least `min_reps` rounds) have passed, and reports each item's median:
 //! - the `B x D` by `D x D` product (reported as GFLOP/s: `2 B D^2` flops);
 //! - one full evaluation of `relative_gradient` and of `naive_gradient` (forward,
 //!   backward and update direction for every layer) with a preallocated workspace;
@@ -20,8 +20,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use relgrad::init::Architecture;
 use relgrad::{
-    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, Mat, Scalar, Trans,
-    Workspace,
+    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, Mat, MatMut, Scalar,
+    Trans, Workspace,
 };
 
 /// How long to time each item.
@@ -112,102 +112,139 @@ pub fn measure<T: Scalar, B: Backend<T>>(
     let x = random_mat::<T>(b, d, &mut rng);
     let mut ws = Workspace::new(&model, b);
 
-    // Products.
+    // Every item of one configuration is timed once per round, round after round, so a
+    // burst of load from elsewhere on a shared machine slows all of them alike and the
+    // ratios (relative / floor, naive / relative) stay meaningful.
     let w = random_mat::<T>(d, d, &mut rng);
     let h = random_mat::<T>(b, d, &mut rng);
     let delta = random_mat::<T>(b, d, &mut rng);
     let mut out_bd = Mat::<T>::zeros(b, d);
     let mut g = Mat::<T>::zeros(d, d);
+    let mut scratch = Mat::<T>::zeros(d, b.max(d));
+    let mut ws_naive = Workspace::new(&model, b);
     let (one, zero) = (T::one(), T::zero());
-    let t_fwd = timing.median(|| {
-        backend.gemm(
-            one,
-            h.as_ref(),
-            Trans::No,
-            w.as_ref(),
-            Trans::No,
-            zero,
-            out_bd.as_mut(),
-        )
-    });
-    let t_bwd = timing.median(|| {
-        backend.gemm(
-            one,
-            delta.as_ref(),
-            Trans::No,
-            w.as_ref(),
-            Trans::Yes,
-            zero,
-            out_bd.as_mut(),
-        )
-    });
-    let (t_r1, t_r2) = if b <= d {
-        let mut wy = Mat::<T>::zeros(d, b);
-        let t1 = timing.median(|| {
-            backend.gemm(
-                one,
-                w.as_ref(),
-                Trans::No,
-                h.as_ref(),
-                Trans::Yes,
-                zero,
-                wy.as_mut(),
-            )
-        });
-        let t2 = timing.median(|| {
-            backend.gemm(
-                one,
-                wy.as_ref(),
-                Trans::No,
-                delta.as_ref(),
-                Trans::No,
-                one,
-                g.as_mut(),
-            )
-        });
-        (t1, t2)
-    } else {
-        let mut yd = Mat::<T>::zeros(d, d);
-        let t1 = timing.median(|| {
-            backend.gemm(
-                one,
-                h.as_ref(),
-                Trans::Yes,
-                delta.as_ref(),
-                Trans::No,
-                zero,
-                yd.as_mut(),
-            )
-        });
-        let t2 = timing.median(|| {
-            backend.gemm(
-                one,
-                w.as_ref(),
-                Trans::No,
-                yd.as_ref(),
-                Trans::No,
-                one,
-                g.as_mut(),
-            )
-        });
-        (t1, t2)
-    };
-    let floor = l as f64 * t_fwd + (l - 1) as f64 * t_bwd + l as f64 * (t_r1 + t_r2);
-
     let mut failure = None;
-    let t_rel = timing.median(|| {
-        if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
-            failure.get_or_insert(e);
+    let mut rounds: Vec<[f64; 6]> = Vec::new();
+    let clock = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let start = Instant::now();
+    // Round 0 warms up every item and is not recorded.
+    while rounds.len() <= timing.min_reps || start.elapsed() < 6 * timing.budget {
+        let fwd = clock(&mut || {
+            backend.gemm(
+                one,
+                h.as_ref(),
+                Trans::No,
+                w.as_ref(),
+                Trans::No,
+                zero,
+                out_bd.as_mut(),
+            )
+        });
+        let bwd = clock(&mut || {
+            backend.gemm(
+                one,
+                delta.as_ref(),
+                Trans::No,
+                w.as_ref(),
+                Trans::Yes,
+                zero,
+                out_bd.as_mut(),
+            )
+        });
+        let (r1, r2) = if b <= d {
+            // W Y^T (D x B), then (.) Delta accumulated into the D x D direction.
+            let mut wy = MatMut::from_slice(&mut scratch.as_mut_slice()[..d * b], d, b);
+            let r1 = clock(&mut || {
+                backend.gemm(
+                    one,
+                    w.as_ref(),
+                    Trans::No,
+                    h.as_ref(),
+                    Trans::Yes,
+                    zero,
+                    wy.rb_mut(),
+                )
+            });
+            let r2 = clock(&mut || {
+                backend.gemm(
+                    one,
+                    wy.rb(),
+                    Trans::No,
+                    delta.as_ref(),
+                    Trans::No,
+                    one,
+                    g.as_mut(),
+                )
+            });
+            (r1, r2)
+        } else {
+            // Y^T Delta (D x D), then W (.) accumulated into the direction.
+            let mut yd = MatMut::from_slice(&mut scratch.as_mut_slice()[..d * d], d, d);
+            let r1 = clock(&mut || {
+                backend.gemm(
+                    one,
+                    h.as_ref(),
+                    Trans::Yes,
+                    delta.as_ref(),
+                    Trans::No,
+                    zero,
+                    yd.rb_mut(),
+                )
+            });
+            let r2 = clock(&mut || {
+                backend.gemm(
+                    one,
+                    w.as_ref(),
+                    Trans::No,
+                    yd.rb(),
+                    Trans::No,
+                    one,
+                    g.as_mut(),
+                )
+            });
+            (r1, r2)
+        };
+        let rel = clock(&mut || {
+            if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+                failure.get_or_insert(e);
+            }
+        });
+        let naive = clock(&mut || {
+            if let Err(e) = naive_gradient(&model, backend, x.as_ref(), &mut ws_naive) {
+                failure.get_or_insert(e);
+            }
+        });
+        if let Some(e) = failure.take() {
+            return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
         }
-    });
-    let t_naive = timing.median(|| {
-        if let Err(e) = naive_gradient(&model, backend, x.as_ref(), &mut ws) {
-            failure.get_or_insert(e);
+        rounds.push([fwd, bwd, r1, r2, rel, naive]);
+        if rounds.len() > 100_000 {
+            break;
         }
-    });
-    if let Some(e) = failure {
-        return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
     }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = rounds[1..].iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    };
+    let (t_fwd, t_bwd, t_r1, t_r2, t_rel, t_naive) = (
+        median(0),
+        median(1),
+        median(2),
+        median(3),
+        median(4),
+        median(5),
+    );
+    let floor = l as f64 * t_fwd + (l - 1) as f64 * t_bwd + l as f64 * (t_r1 + t_r2);
     Ok(Measurement {
         gemm_gflops: 2.0 * b as f64 * (d * d) as f64 / t_fwd / 1e9,
         relative_ms: t_rel * 1e3,

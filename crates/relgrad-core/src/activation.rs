@@ -157,24 +157,27 @@ impl Activation {
         let n = y.len();
         let (h, d, k) = (&mut h[..n], &mut d[..n], &mut k[..n]);
         // Matching outside the loop lets each arm vectorise on its own.
-        match *self {
-            Activation::SmoothLeakyRelu { alpha } => {
-                let a: T = c(alpha);
-                for i in 0..n {
-                    (h[i], d[i], k[i]) = smooth_leaky_relu(y[i], a);
+        crate::simd::vectorized(
+            #[inline(always)]
+            || match *self {
+                Activation::SmoothLeakyRelu { alpha } => {
+                    let a: T = c(alpha);
+                    for i in 0..n {
+                        (h[i], d[i], k[i]) = smooth_leaky_relu(y[i], a);
+                    }
                 }
-            }
-            Activation::LeakyRelu { .. } => {
-                for i in 0..n {
-                    (h[i], d[i], k[i]) = self.fused(y[i]);
+                Activation::LeakyRelu { .. } => {
+                    for i in 0..n {
+                        (h[i], d[i], k[i]) = self.fused(y[i]);
+                    }
                 }
-            }
-            Activation::TanhLinear { .. } => {
-                for i in 0..n {
-                    (h[i], d[i], k[i]) = self.fused(y[i]);
+                Activation::TanhLinear { .. } => {
+                    for i in 0..n {
+                        (h[i], d[i], k[i]) = self.fused(y[i]);
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 
     /// Applies the activation to `y` for evaluation: writes `h = sigma(y)` and returns

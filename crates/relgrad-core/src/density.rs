@@ -72,18 +72,21 @@ impl BaseDensity {
 
     /// Writes `scale * psi(z)` for every element of `z` into `out`.
     pub fn score_scaled<T: Scalar>(&self, z: &[T], scale: T, out: &mut [T]) {
-        match self {
-            BaseDensity::Normal => {
-                for (o, &zi) in out.iter_mut().zip(z) {
-                    *o = -zi * scale;
+        crate::simd::vectorized(
+            #[inline(always)]
+            || match self {
+                BaseDensity::Normal => {
+                    for (o, &zi) in out.iter_mut().zip(z) {
+                        *o = -zi * scale;
+                    }
                 }
-            }
-            _ => {
-                for (o, &zi) in out.iter_mut().zip(z) {
-                    *o = self.score(zi) * scale;
+                _ => {
+                    for (o, &zi) in out.iter_mut().zip(z) {
+                        *o = self.score(zi) * scale;
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 
     /// The sum of `ln p(z_j)` over a slice.

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::matrix::{MatMut, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
+use crate::simd::{dot, vectorized};
 use crate::workspace::Workspace;
 
 /// Which gradient drives training.
@@ -67,6 +68,34 @@ fn check<T: Scalar, B: Backend<T>>(
     Ok(())
 }
 
+/// Adds `bias` to every row of `y`.
+fn add_bias<T: Scalar>(mut y: MatMut<'_, T>, bias: &[T]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for i in 0..y.rows() {
+                for (v, &b) in y.row_mut(i).iter_mut().zip(bias) {
+                    *v += b;
+                }
+            }
+        },
+    );
+}
+
+/// Adds the column sums of `m` to `out`.
+fn add_column_sums<T: Scalar>(m: MatRef<'_, T>, out: &mut [T]) {
+    vectorized(
+        #[inline(always)]
+        || {
+            for i in 0..m.rows() {
+                for (g, &v) in out.iter_mut().zip(m.row(i)) {
+                    *g += v;
+                }
+            }
+        },
+    );
+}
+
 /// Forward pass for training: fills `Y_l`, `H_l`, `sigma'(Y_l)`, `kappa(Y_l)`.
 fn forward_train<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
@@ -91,11 +120,7 @@ fn forward_train<T: Scalar, B: Backend<T>>(
             y.rb_mut(),
         );
         if model.use_bias() {
-            for i in 0..n {
-                for (v, &b) in y.row_mut(i).iter_mut().zip(&layer.bias) {
-                    *v += b;
-                }
-            }
+            add_bias(y.rb_mut(), &layer.bias);
         }
         if l + 1 < n_layers {
             let len = n * ws.dim;
@@ -148,9 +173,14 @@ fn backward<T: Scalar, B: Backend<T>>(
         let ds = &ws.dsig[l - 1].as_slice()[..len];
         let ka = &ws.kappa[l - 1].as_slice()[..len];
         let out = &mut ws.delta.as_mut_slice()[..len];
-        for i in 0..len {
-            out[i] = tmp[i] * ds[i] + ka[i] * inv_b;
-        }
+        vectorized(
+            #[inline(always)]
+            || {
+                for i in 0..len {
+                    out[i] = tmp[i] * ds[i] + ka[i] * inv_b;
+                }
+            },
+        );
     }
 }
 
@@ -219,18 +249,21 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
         let gb = &mut ws.grad.biases[l];
         if model.use_bias() {
             // R_b = Delta^T (1 + Y b) + b
-            for i in 0..n {
-                let yi = y.row(i);
-                ws.rowvec[i] =
-                    T::one() + yi.iter().zip(&layer.bias).map(|(&a, &b)| a * b).sum::<T>();
-            }
+            let v = &mut ws.rowvec[..n];
             gb.copy_from_slice(&layer.bias);
-            for i in 0..n {
-                let v = ws.rowvec[i];
-                for (g, &dl) in gb.iter_mut().zip(delta.row(i)) {
-                    *g += dl * v;
-                }
-            }
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, vi) in v.iter_mut().enumerate() {
+                        *vi = T::one() + dot(y.row(i), &layer.bias);
+                    }
+                    for (i, &vi) in v.iter().enumerate() {
+                        for (g, &dl) in gb.iter_mut().zip(delta.row(i)) {
+                            *g += dl * vi;
+                        }
+                    }
+                },
+            );
         } else {
             gb.fill(T::zero());
         }
@@ -283,11 +316,7 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
         let gb = &mut ws.grad.biases[l];
         gb.fill(T::zero());
         if model.use_bias() {
-            for i in 0..n {
-                for (g, &dl) in gb.iter_mut().zip(delta.row(i)) {
-                    *g += dl;
-                }
-            }
+            add_column_sums(delta, gb);
         }
     });
     match singular {

@@ -40,6 +40,7 @@ pub mod matrix;
 pub mod mlp;
 pub mod optim;
 pub mod scalar;
+mod simd;
 pub mod train;
 pub mod workspace;
 

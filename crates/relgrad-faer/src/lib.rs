@@ -5,7 +5,7 @@
 //! Parallelism is explicit: [`Faer::new`] takes a [`Threads`] setting. With
 //! [`Threads::Auto`] (the default) small products run sequentially and large ones on
 //! two threads, because starting threads costs more than it saves below about
-//! `2 * 10^6` multiply-adds on the two-core machines this was tuned on (see
+//! `10^7` multiply-adds (`D` about 300 at `B = 100`) on the two-core machines this was tuned on (see
 //! `docs/benchmarks.md`).
 
 use dyn_stack::{MemBuffer, MemStack, StackReq};
@@ -19,7 +19,7 @@ use relgrad_core::Scalar;
 
 /// Products with at least this many multiply-adds (`m * n * k`) use threads under
 /// [`Threads::Auto`].
-pub const AUTO_PARALLEL_MIN_FLOPS: usize = 2_000_000;
+pub const AUTO_PARALLEL_MIN_FLOPS: usize = 10_000_000;
 
 /// The faer backend. Cheap to copy; holds only the threading setting.
 #[derive(Clone, Copy, Debug, Default)]
