@@ -43,20 +43,71 @@ pub trait Scalar:
     fn ln_1p_unit(u: Self) -> Self;
 }
 
-/// Evaluates `2 t (1 + z/3 + z^2/5 + ...)` with `z = t^2`, i.e. `2 atanh(t)`, to `terms`
-/// terms (Horner, highest first).
-macro_rules! atanh2_series {
-    ($t:expr, $ty:ty, $terms:expr) => {{
-        let t = $t;
-        let z = t * t;
-        let mut acc: $ty = 1.0 / (2.0 * ($terms as $ty) - 1.0);
-        let mut k = $terms - 1;
-        while k > 0 {
-            acc = acc * z + 1.0 / (2.0 * (k as $ty) - 1.0);
-            k -= 1;
+/// Evaluates `c[0] + c[1] x + ... + c[N-1] x^(N-1)` by Estrin's scheme: pairs
+/// `c[2i] + c[2i+1] x`, then pairs of those with `x^2`, and so on. The dependency chain is
+/// `log2 N` steps long instead of Horner's `N`, which is what limits the vectorised
+/// activation loops. Fully unrolled once inlined with a constant `N`.
+#[inline(always)]
+fn estrin<T: Copy + core::ops::Mul<Output = T> + core::ops::Add<Output = T>, const N: usize>(
+    x: T,
+    c: [T; N],
+) -> T {
+    let mut v = c;
+    let mut len = N;
+    let mut p = x;
+    while len > 1 {
+        let half = len.div_ceil(2);
+        for i in 0..half {
+            v[i] = if 2 * i + 1 < len {
+                v[2 * i] + v[2 * i + 1] * p
+            } else {
+                v[2 * i]
+            };
         }
-        2.0 * t * acc
-    }};
+        len = half;
+        p = p * p;
+    }
+    v[0]
+}
+
+/// The coefficients `1, 1/3, 1/5, ...` of `2 atanh(t) / (2 t)` as a series in `t^2`.
+const fn atanh_coefficients<const N: usize>() -> [f64; N] {
+    let mut c = [0.0; N];
+    let mut k = 0;
+    while k < N {
+        c[k] = 1.0 / (2 * k + 1) as f64;
+        k += 1;
+    }
+    c
+}
+
+/// The Taylor coefficients `1/k!` of `e^r`.
+const fn exp_coefficients<const N: usize>() -> [f64; N] {
+    let mut c = [0.0; N];
+    let mut f = 1.0;
+    let mut k = 0;
+    while k < N {
+        c[k] = 1.0 / f;
+        k += 1;
+        f *= k as f64;
+    }
+    c
+}
+
+const EXP_F32: [f64; 8] = exp_coefficients::<8>();
+const EXP_F64: [f64; 14] = exp_coefficients::<14>();
+const ATANH_F32: [f64; 8] = atanh_coefficients::<8>();
+const ATANH_F64: [f64; 19] = atanh_coefficients::<19>();
+
+/// Rounds coefficients to `f32` (a `const` context cannot convert through traits).
+const fn to_f32<const N: usize>(c: [f64; N]) -> [f32; N] {
+    let mut o = [0.0f32; N];
+    let mut k = 0;
+    while k < N {
+        o[k] = c[k] as f32;
+        k += 1;
+    }
+    o
 }
 
 impl Scalar for f32 {
@@ -71,7 +122,8 @@ impl Scalar for f32 {
     }
     #[inline(always)]
     fn exp_nonpositive(x: f32) -> f32 {
-        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 7.
+        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 7
+        // (evaluated by Estrin's scheme).
         // k is read from the bits of x / ln 2 + 1.5 * 2^23 (no `round`, which is a
         // library call without SSE4.1, and no float-to-int conversion).
         const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
@@ -79,20 +131,15 @@ impl Scalar for f32 {
         let shifted = x * core::f32::consts::LOG2_E + MAGIC;
         let k = shifted - MAGIC;
         let r = (x - k * 0.693_145_75) - k * 1.428_606_8e-6;
-        let mut p = 1.0 / 5040.0;
-        p = p * r + 1.0 / 720.0;
-        p = p * r + 1.0 / 120.0;
-        p = p * r + 1.0 / 24.0;
-        p = p * r + 1.0 / 6.0;
-        p = p * r + 0.5;
-        p = p * r + 1.0;
-        p = p * r + 1.0;
+        let p = estrin(r, const { to_f32(EXP_F32) });
         p * f32::from_bits(shifted.to_bits().wrapping_add(127) << 23)
     }
     #[inline(always)]
     fn ln_1p_unit(u: f32) -> f32 {
-        // ln(1 + u) = 2 atanh(u / (2 + u)), with u / (2 + u) <= 1/3.
-        atanh2_series!(u / (2.0 + u), f32, 8)
+        // ln(1 + u) = 2 atanh(u / (2 + u)), with u / (2 + u) <= 1/3; the series
+        // 2 atanh(t) = 2 t (1 + t^2/3 + t^4/5 + ...) to 8 terms.
+        let t = u / (2.0 + u);
+        2.0 * t * estrin(t * t, const { to_f32(ATANH_F32) })
     }
 }
 
@@ -108,7 +155,8 @@ impl Scalar for f64 {
     }
     #[inline(always)]
     fn exp_nonpositive(x: f64) -> f64 {
-        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 13.
+        // e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2; Taylor to degree 13
+        // (evaluated by Estrin's scheme).
         // k is read from the bits of x / ln 2 + 1.5 * 2^52 (no float-to-int conversion,
         // which would not vectorise without AVX-512).
         const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
@@ -116,26 +164,14 @@ impl Scalar for f64 {
         let shifted = x * core::f64::consts::LOG2_E + MAGIC;
         let k = shifted - MAGIC;
         let r = (x - k * 6.931_471_803_691_238e-1) - k * 1.908_214_929_270_587_7e-10;
-        let mut p = 1.0 / 6_227_020_800.0;
-        p = p * r + 1.0 / 479_001_600.0;
-        p = p * r + 1.0 / 39_916_800.0;
-        p = p * r + 1.0 / 3_628_800.0;
-        p = p * r + 1.0 / 362_880.0;
-        p = p * r + 1.0 / 40_320.0;
-        p = p * r + 1.0 / 5_040.0;
-        p = p * r + 1.0 / 720.0;
-        p = p * r + 1.0 / 120.0;
-        p = p * r + 1.0 / 24.0;
-        p = p * r + 1.0 / 6.0;
-        p = p * r + 0.5;
-        p = p * r + 1.0;
-        p = p * r + 1.0;
+        let p = estrin(r, EXP_F64);
         let two_k = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
         p * two_k
     }
     #[inline(always)]
     fn ln_1p_unit(u: f64) -> f64 {
-        atanh2_series!(u / (2.0 + u), f64, 19)
+        let t = u / (2.0 + u);
+        2.0 * t * estrin(t * t, ATANH_F64)
     }
 }
 
