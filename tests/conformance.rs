@@ -34,6 +34,30 @@ macro_rules! backend_suite {
                 assert!(e < 1e-3, "f32 and f64 training differ by {e:e}");
             }
 
+            /// Products and LU against plain loops and known matrices: every transpose,
+            /// `alpha`/`beta`, strides, edge cases, singular matrices, residuals, reuse.
+            #[test]
+            fn kernels_match_loops_and_known_matrices() {
+                let be = backend();
+                suite::kernels::check_gemm::<f32, _>(&be);
+                suite::kernels::check_gemm::<f64, _>(&be);
+                suite::kernels::check_gemm_edge::<f32, _>(&be);
+                suite::kernels::check_gemm_edge::<f64, _>(&be);
+                suite::kernels::check_logdet_known::<f32, _>(&be);
+                suite::kernels::check_logdet_known::<f64, _>(&be);
+                suite::kernels::check_singular::<f32, _>(&be);
+                suite::kernels::check_singular::<f64, _>(&be);
+                suite::kernels::check_solve_inverse::<f32, _>(&be);
+                suite::kernels::check_solve_inverse::<f64, _>(&be);
+                suite::kernels::workspace_is_reusable(&be);
+            }
+
+            #[test]
+            #[should_panic(expected = "shapes do not match")]
+            fn gemm_rejects_mismatched_shapes() {
+                suite::kernels::gemm_rejects_mismatched_shapes(&backend());
+            }
+
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(96))]
 

@@ -2,6 +2,8 @@
 //! backend runs all of them by adding one line to `tests/conformance.rs`.
 #![allow(dead_code)]
 
+pub mod kernels;
+
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

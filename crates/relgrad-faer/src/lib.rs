@@ -58,7 +58,13 @@ fn available_threads() -> usize {
 }
 
 fn view<'a, T: faer::traits::ComplexField + Scalar>(m: MatRef<'a, T>, t: Trans) -> FMatRef<'a, T> {
-    let v = FMatRef::from_row_major_slice_with_stride(m.as_slice(), m.rows(), m.cols(), m.stride());
+    // A single row may have any stride in relgrad; faer wants one of at least `cols`.
+    let stride = if m.rows() <= 1 {
+        m.stride().max(m.cols())
+    } else {
+        m.stride()
+    };
+    let v = FMatRef::from_row_major_slice_with_stride(m.as_slice(), m.rows(), m.cols(), stride);
     match t {
         Trans::No => v,
         Trans::Yes => v.transpose(),
@@ -66,7 +72,12 @@ fn view<'a, T: faer::traits::ComplexField + Scalar>(m: MatRef<'a, T>, t: Trans) 
 }
 
 fn view_mut<'a, T: faer::traits::ComplexField + Scalar>(m: MatMut<'a, T>) -> FMatMut<'a, T> {
-    let (r, c, s) = (m.rows(), m.cols(), m.stride());
+    let (r, c) = (m.rows(), m.cols());
+    let s = if r <= 1 {
+        m.stride().max(c)
+    } else {
+        m.stride()
+    };
     // Not `from_row_major_slice_with_stride_mut`: in faer 0.24.4 it builds a
     // column-major view (row stride 1), which writes out of bounds for strided data.
     // The transpose of a column-major view is the row-major view we want.
