@@ -10,6 +10,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+
+use common::dims;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use relgrad::init::Architecture;
 use relgrad::{
@@ -19,13 +22,6 @@ use relgrad::{
 
 const B: usize = 100;
 const L: usize = 2;
-
-fn dims() -> Vec<usize> {
-    std::env::var("RELGRAD_BENCH_DIMS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|d| d.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![16, 64, 256, 512, 1024, 2048])
-}
 
 fn wanted(precision: &str) -> bool {
     std::env::var("RELGRAD_BENCH_PRECISION").map_or(true, |p| p == precision)

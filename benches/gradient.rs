@@ -8,6 +8,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+
+use common::dims;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use relgrad::init::Architecture;
 use relgrad::{
@@ -17,13 +20,6 @@ use relgrad::{
 
 const B: usize = 100;
 const L: usize = 2;
-
-fn dims() -> Vec<usize> {
-    std::env::var("RELGRAD_BENCH_DIMS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|d| d.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![16, 64, 256, 512, 1024, 2048])
-}
 
 fn bench(c: &mut Criterion) {
     let backend = DefaultBackend::default();

@@ -56,6 +56,22 @@ fn one<T: Scalar, B: Backend<T>>(
     Ok(())
 }
 
+/// Runs one backend in the requested precision.
+fn run_precision<B: Backend<f32> + Backend<f64>>(
+    be: B,
+    name: &'static str,
+    p: PrecisionArg,
+    threads: Threads,
+    args: &BenchArgs,
+    timing: Timing,
+    out: &mut dyn FnMut(Row),
+) -> Result<()> {
+    match p {
+        PrecisionArg::F32 => one::<f32, _>(&be, name, threads, args, timing, out),
+        PrecisionArg::F64 => one::<f64, _>(&be, name, threads, args, timing, out),
+    }
+}
+
 fn run_backend(
     name: &str,
     p: PrecisionArg,
@@ -64,54 +80,31 @@ fn run_backend(
     timing: Timing,
     out: &mut dyn FnMut(Row),
 ) -> Result<()> {
-    match (name, p) {
-        ("faer", PrecisionArg::F32) => one::<f32, _>(
-            &relgrad::Faer::new(threads),
+    match name {
+        "faer" => run_precision(
+            relgrad::Faer::new(threads),
             "faer",
-            threads,
-            args,
-            timing,
-            out,
-        ),
-        ("faer", PrecisionArg::F64) => one::<f64, _>(
-            &relgrad::Faer::new(threads),
-            "faer",
+            p,
             threads,
             args,
             timing,
             out,
         ),
         #[cfg(feature = "nalgebra")]
-        ("nalgebra", PrecisionArg::F32) => one::<f32, _>(
-            &relgrad::Nalgebra::new(threads),
+        "nalgebra" => run_precision(
+            relgrad::Nalgebra::new(threads),
             "nalgebra",
-            threads,
-            args,
-            timing,
-            out,
-        ),
-        #[cfg(feature = "nalgebra")]
-        ("nalgebra", PrecisionArg::F64) => one::<f64, _>(
-            &relgrad::Nalgebra::new(threads),
-            "nalgebra",
+            p,
             threads,
             args,
             timing,
             out,
         ),
         #[cfg(feature = "openblas")]
-        ("openblas", PrecisionArg::F32) => one::<f32, _>(
-            &relgrad::Blas::new(threads),
+        "openblas" => run_precision(
+            relgrad::Blas::new(threads),
             "openblas",
-            threads,
-            args,
-            timing,
-            out,
-        ),
-        #[cfg(feature = "openblas")]
-        ("openblas", PrecisionArg::F64) => one::<f64, _>(
-            &relgrad::Blas::new(threads),
-            "openblas",
+            p,
             threads,
             args,
             timing,
