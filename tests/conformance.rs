@@ -119,3 +119,13 @@ backend_suite!(
     blas_two_threads,
     relgrad::Blas::new(relgrad::Threads::Fixed(2))
 );
+
+/// OpenBLAS's threaded `getrf` overflows ordinary thread stacks (see `relgrad-blas`): the
+/// factorisation must stay sequential, and everything else must fit in a small stack.
+#[cfg(feature = "openblas")]
+#[test]
+fn openblas_threaded_calls_fit_in_a_small_thread_stack() {
+    backend_suite::kernels::threaded_calls_fit_in_a_small_thread_stack(relgrad::Blas::new(
+        relgrad::Threads::Fixed(2),
+    ));
+}

@@ -7,9 +7,10 @@
 use relgrad::{Backend, LogDet, Mat, MatMut, MatRef, Scalar, Trans};
 
 /// A deterministic generator of values in `[-1, 1)`.
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 impl Lcg {
-    fn next(&mut self) -> f64 {
+    /// The next value.
+    pub fn next(&mut self) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -19,7 +20,13 @@ impl Lcg {
 }
 
 /// A `rows x cols` matrix stored with row stride `stride`, padding filled with `pad`.
-fn strided<T: Scalar>(rng: &mut Lcg, rows: usize, cols: usize, stride: usize, pad: f64) -> Vec<T> {
+pub fn strided<T: Scalar>(
+    rng: &mut Lcg,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    pad: f64,
+) -> Vec<T> {
     let mut v = vec![T::from_f64c(pad); rows * stride];
     for i in 0..rows {
         for j in 0..cols {
@@ -225,7 +232,7 @@ pub fn logdet<T: Scalar, B: Backend<T>>(be: &B, a: &Mat<T>) -> LogDet<T> {
     ld
 }
 
-fn close(a: f64, b: f64, t: f64) -> bool {
+pub fn close(a: f64, b: f64, t: f64) -> bool {
     (a - b).abs() <= t * (1.0 + b.abs())
 }
 
@@ -346,7 +353,7 @@ pub fn check_singular<T: Scalar, B: Backend<T>>(be: &B) {
 }
 
 /// A well-conditioned, non-symmetric random matrix.
-fn random_matrix<T: Scalar>(rng: &mut Lcg, n: usize) -> Mat<T> {
+pub fn random_matrix<T: Scalar>(rng: &mut Lcg, n: usize) -> Mat<T> {
     Mat::from_fn(n, n, |i, j| {
         T::from_f64c(
             rng.next() + if i == j { 2.0 } else { 0.0 } + if j == i + 1 { 1.0 } else { 0.0 },
@@ -355,7 +362,7 @@ fn random_matrix<T: Scalar>(rng: &mut Lcg, n: usize) -> Mat<T> {
 }
 
 /// `log|det A|` and its sign by Gaussian elimination with partial pivoting in `f64`.
-fn reference_logdet<T: Scalar>(a: &Mat<T>) -> (f64, f64) {
+pub fn reference_logdet<T: Scalar>(a: &Mat<T>) -> (f64, f64) {
     let n = a.rows();
     let mut m: Vec<f64> = a.as_slice().iter().map(|v| v.to_f64c()).collect();
     let (mut log_abs, mut sign) = (0.0, 1.0);
@@ -385,7 +392,7 @@ fn reference_logdet<T: Scalar>(a: &Mat<T>) -> (f64, f64) {
 }
 
 /// `max |A X - B|` relative to `|A| |X| + |B|`, row-major `X`, `B` with strides.
-fn residual<T: Scalar>(a: &Mat<T>, x: &[T], sx: usize, b: &[T], sb: usize, k: usize) -> f64 {
+pub fn residual<T: Scalar>(a: &Mat<T>, x: &[T], sx: usize, b: &[T], sb: usize, k: usize) -> f64 {
     let n = a.rows();
     let mut worst = 0.0f64;
     for i in 0..n {
@@ -491,4 +498,34 @@ pub fn workspace_is_reusable<B: Backend<f64>>(be: &B) {
     let a = random_matrix::<f64>(&mut rng, 20);
     let ld = be.lu_factor(a.as_ref(), &mut lu);
     assert!(close(ld.log_abs, reference_logdet(&a).0, 1e-12));
+}
+
+/// OpenBLAS's threaded getrf overflows ordinary thread stacks (see the crate docs): the
+/// factorisation must stay sequential, and everything else must fit in a small stack.
+pub fn threaded_calls_fit_in_a_small_thread_stack<B: Backend<f32> + Backend<f64> + 'static>(be: B) {
+    let worker = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let n = 200;
+            let mut rng = Lcg(11);
+            let a = random_matrix::<f64>(&mut rng, n);
+            let mut lu = Backend::<f64>::lu_workspace(&be, n);
+            let mut inv = Mat::<f64>::zeros(n, n);
+            for _ in 0..3 {
+                let ld = be.lu_factor(a.as_ref(), &mut lu);
+                assert!(close(ld.log_abs, reference_logdet(&a).0, 1e-12));
+                be.lu_inverse(&mut lu, inv.as_mut());
+                let b = strided::<f64>(&mut rng, n, 3, 3, 0.0);
+                let mut x = b.clone();
+                be.lu_solve(&mut lu, MatMut::from_slice(&mut x, n, 3));
+                let eye = Mat::<f64>::identity(n);
+                assert!(residual(&a, &x, 3, &b, 3, 3) < 1e-12);
+                assert!(residual(&a, inv.as_slice(), n, eye.as_slice(), n, n) < 1e-12);
+                let a32: Mat<f32> = a.cast();
+                let mut lu32 = Backend::<f32>::lu_workspace(&be, n);
+                be.lu_factor(a32.as_ref(), &mut lu32);
+            }
+        })
+        .unwrap();
+    worker.join().unwrap();
 }

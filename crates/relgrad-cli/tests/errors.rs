@@ -146,31 +146,15 @@ fn non_finite_values_name_the_first_bad_row() {
         .assert()
         .success();
     let out = dir.path().join("s.npy");
-    relgrad()
-        .args([
-            "score",
-            run.to_str().unwrap(),
-            "--data",
-            bad.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    score(&run, bad.to_str().unwrap(), &out)
         .assert()
         .code(1)
         .stderr(
             predicate::str::contains("row 7, column 2 is not a finite number")
                 .and(predicate::str::contains("--skip-invalid")),
         );
-    relgrad()
-        .args([
-            "score",
-            run.to_str().unwrap(),
-            "--data",
-            bad.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--skip-invalid",
-        ])
+    score(&run, bad.to_str().unwrap(), &out)
+        .arg("--skip-invalid")
         .assert()
         .success()
         .stdout(predicate::str::contains(

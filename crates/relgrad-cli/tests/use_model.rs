@@ -186,15 +186,7 @@ fn score_agrees_with_the_library_log_prob() {
         .assert()
         .success();
     let out = dir.path().join("scores.csv");
-    relgrad()
-        .args([
-            "score",
-            run.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    score(&run, data.to_str().unwrap(), &out)
         .assert()
         .success()
         .stdout(predicate::str::contains("wrote 60 log-densities"));
@@ -212,15 +204,7 @@ fn score_agrees_with_the_library_log_prob() {
     }
     // The same as .npy.
     let out_npy = dir.path().join("scores.npy");
-    relgrad()
-        .args([
-            "score",
-            run.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out_npy.to_str().unwrap(),
-        ])
+    score(&run, data.to_str().unwrap(), &out_npy)
         .assert()
         .success();
     assert_eq!(npy::read(&out_npy).unwrap().values, lp);

@@ -14,6 +14,20 @@ pub fn relgrad() -> Command {
     c
 }
 
+/// `relgrad score RUN --data DATA --out OUT` (more arguments may be appended).
+pub fn score(run: &Path, data: &str, out: &Path) -> Command {
+    let mut cmd = relgrad();
+    cmd.args([
+        "score",
+        run.to_str().unwrap(),
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    cmd
+}
+
 /// A fresh temporary directory.
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")
