@@ -74,7 +74,7 @@ impl BaseDensity {
     pub fn score_scaled<T: Scalar>(&self, z: &[T], scale: T, out: &mut [T]) {
         crate::simd::vectorized(
             #[inline(always)]
-            || match self {
+            |_| match self {
                 BaseDensity::Normal => {
                     for (o, &zi) in out.iter_mut().zip(z) {
                         *o = -zi * scale;

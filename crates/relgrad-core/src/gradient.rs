@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::matrix::{MatMut, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
-use crate::simd::{dot, vectorized};
+use crate::simd::{dot, madd, vectorized};
 use crate::workspace::Workspace;
 
 /// Which gradient drives training.
@@ -68,68 +68,128 @@ fn check<T: Scalar, B: Backend<T>>(
     Ok(())
 }
 
-/// Adds `bias` to every row of `y`.
-fn add_bias<T: Scalar>(mut y: MatMut<'_, T>, bias: &[T]) {
+/// Fills every row of the contiguous `rows x row.len()` matrix `y` with `row`: one
+/// copy, then copies that double the filled part, so a few long `memcpy`s instead of one
+/// short one per row.
+fn fill_rows<T: Scalar>(y: &mut [T], row: &[T]) {
+    let (cols, len) = (row.len(), y.len());
+    if len == 0 {
+        return;
+    }
+    y[..cols].copy_from_slice(row);
+    let mut filled = cols;
+    while filled < len {
+        let count = filled.min(len - filled);
+        y.copy_within(..count, filled);
+        filled += count;
+    }
+}
+
+/// `out += m^T v` for `v` of length `m.rows()`.
+fn add_transposed_times<T: Scalar>(m: MatRef<'_, T>, v: &[T], out: &mut [T]) {
+    let cols = m.cols();
+    let out = &mut out[..cols];
     vectorized(
         #[inline(always)]
-        || {
-            for i in 0..y.rows() {
-                for (v, &b) in y.row_mut(i).iter_mut().zip(bias) {
-                    *v += b;
+        |fma| {
+            for (i, &vi) in v.iter().enumerate().take(m.rows()) {
+                for (o, &x) in out.iter_mut().zip(m.row(i)) {
+                    *o = madd(fma, x, vi, *o);
                 }
             }
         },
     );
 }
 
-/// Adds the column sums of `m` to `out`.
-fn add_column_sums<T: Scalar>(m: MatRef<'_, T>, out: &mut [T]) {
+/// Adds the column sums of the contiguous `rows x out.len()` matrix `m` to `out`, by
+/// halving: the top half of the rows plus the bottom half into `scratch` (at least
+/// half of `m`'s length), then again in place. Every pass is one long loop over
+/// contiguous memory, which vectorises whatever the row length; a loop over each short
+/// row would not.
+fn add_column_sums<T: Scalar>(m: &[T], scratch: &mut [T], out: &mut [T]) {
+    let cols = out.len();
+    if cols == 0 {
+        return;
+    }
+    let add_row = |out: &mut [T], row: &[T]| {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    };
     vectorized(
         #[inline(always)]
-        || {
-            for i in 0..m.rows() {
-                for (g, &v) in out.iter_mut().zip(m.row(i)) {
-                    *g += v;
+        |_| {
+            let mut rows = m.len() / cols;
+            let half = rows / 2;
+            let (top, rest) = m.split_at(half * cols);
+            let (dst, src) = (&mut scratch[..half * cols], &rest[..half * cols]);
+            for ((d, &a), &b) in dst.iter_mut().zip(top).zip(src) {
+                *d = a + b;
+            }
+            if rows % 2 == 1 {
+                add_row(out, &rest[half * cols..]);
+            }
+            rows = half;
+            while rows > 1 {
+                let half = rows / 2;
+                let (dst, rest) = scratch.split_at_mut(half * cols);
+                for (d, &b) in dst.iter_mut().zip(&rest[..half * cols]) {
+                    *d += b;
                 }
+                if rows % 2 == 1 {
+                    add_row(out, &rest[half * cols..(half + 1) * cols]);
+                }
+                rows = half;
+            }
+            if rows == 1 {
+                add_row(out, &scratch[..cols]);
             }
         },
     );
 }
 
-/// Forward pass for training: fills `Y_l`, `H_l`, `sigma'(Y_l)`, `kappa(Y_l)`.
+/// Forward pass for training: fills `Y_l` (bias included), `H_l`, `sigma'(Y_l)`,
+/// `kappa(Y_l)`, and `Delta_L = psi(Z) / B`.
 fn forward_train<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
     backend: &B,
     x: MatRef<'_, T>,
     ws: &mut Workspace<T, B>,
+    inv_b: T,
 ) {
     let n = x.rows();
+    let len = n * ws.dim;
     let act = model.activation();
     let n_layers = model.n_layers();
     for (l, layer) in model.layers().iter().enumerate() {
-        let (h_prev, y_rest) = (&ws.h, &mut ws.y);
-        let input = if l == 0 { x } else { h_prev[l - 1].top(n) };
-        let mut y = y_rest[l].top_mut(n);
+        // Y = 1 b^T, then Y += H W: the bias costs no pass of its own.
+        let beta = if model.use_bias() {
+            fill_rows(&mut ws.y[l].as_mut_slice()[..len], &layer.bias);
+            T::one()
+        } else {
+            T::zero()
+        };
+        let input = if l == 0 { x } else { ws.h[l - 1].top(n) };
         backend.gemm(
             T::one(),
             input,
             Trans::No,
             layer.weight.as_ref(),
             Trans::No,
-            T::zero(),
-            y.rb_mut(),
+            beta,
+            ws.y[l].top_mut(n),
         );
-        if model.use_bias() {
-            add_bias(y.rb_mut(), &layer.bias);
-        }
+        let y = &ws.y[l].as_slice()[..len];
         if l + 1 < n_layers {
-            let len = n * ws.dim;
             act.forward_train(
-                &ws.y[l].as_slice()[..len],
+                y,
                 &mut ws.h[l].as_mut_slice()[..len],
                 &mut ws.dsig[l].as_mut_slice()[..len],
                 &mut ws.kappa[l].as_mut_slice()[..len],
             );
+        } else {
+            let delta = &mut ws.delta.as_mut_slice()[..len];
+            model.base().score_scaled(y, inv_b, delta);
         }
     }
 }
@@ -147,13 +207,8 @@ fn backward<T: Scalar, B: Backend<T>>(
     let d = ws.dim;
     let len = n * d;
     let inv_b = T::one() / T::from_usize(n).expect("batch size fits the scalar");
-    forward_train(model, backend, x, ws);
+    forward_train(model, backend, x, ws, inv_b);
     let n_layers = model.n_layers();
-    model.base().score_scaled(
-        &ws.y[n_layers - 1].as_slice()[..len],
-        inv_b,
-        &mut ws.delta.as_mut_slice()[..len],
-    );
     for l in (0..n_layers).rev() {
         per_layer(l, ws);
         if l == 0 {
@@ -175,9 +230,9 @@ fn backward<T: Scalar, B: Backend<T>>(
         let out = &mut ws.delta.as_mut_slice()[..len];
         vectorized(
             #[inline(always)]
-            || {
+            |fma| {
                 for i in 0..len {
-                    out[i] = tmp[i] * ds[i] + ka[i] * inv_b;
+                    out[i] = madd(fma, tmp[i], ds[i], ka[i] * inv_b);
                 }
             },
         );
@@ -202,9 +257,10 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
         let y = ws.y[l].top(n);
         let delta = ws.delta.top(n);
         let gw = &mut ws.grad.weights[l];
-        gw.as_mut_slice().copy_from_slice(layer.weight.as_slice());
+        let gb = &mut ws.grad.biases[l];
         if n <= d {
-            // (W Y^T) Delta: two B D^2 products.
+            // (W Y^T) Delta + W: two B D^2 products.
+            gw.as_mut_slice().copy_from_slice(layer.weight.as_slice());
             let mut wy = MatMut::from_slice(&mut ws.prod[..d * n], d, n);
             backend.gemm(
                 T::one(),
@@ -224,8 +280,23 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
                 T::one(),
                 gw.as_mut(),
             );
+            if model.use_bias() {
+                // R_b = Delta^T v + b with v = 1 + Y b.
+                let v = &mut ws.rowvec[..n];
+                vectorized(
+                    #[inline(always)]
+                    |fma| {
+                        for (i, vi) in v.iter_mut().enumerate() {
+                            *vi = T::one() + dot(fma, y.row(i), &layer.bias);
+                        }
+                    },
+                );
+                gb.copy_from_slice(&layer.bias);
+                add_transposed_times(delta, v, gb);
+            }
         } else {
-            // W (Y^T Delta): B D^2 + D^3, cheaper when B > D.
+            // W (Y^T Delta + I): B D^2 + D^3, cheaper when B > D; the identity stands
+            // for the `+ W` term.
             let mut yd = MatMut::from_slice(&mut ws.prod[..d * d], d, d);
             backend.gemm(
                 T::one(),
@@ -236,35 +307,28 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
                 T::zero(),
                 yd.rb_mut(),
             );
+            for i in 0..d {
+                yd.set(i, i, yd.get(i, i) + T::one());
+            }
             backend.gemm(
                 T::one(),
                 w,
                 Trans::No,
                 yd.rb(),
                 Trans::No,
-                T::one(),
+                T::zero(),
                 gw.as_mut(),
             );
+            if model.use_bias() {
+                // R_b = Delta^T (1 + Y b) + b = Delta^T 1 + (Y^T Delta + I)^T b: the
+                // product already made replaces a pass over Y.
+                gb.fill(T::zero());
+                let delta = &ws.delta.as_slice()[..n * d];
+                add_column_sums(delta, ws.delta_tmp.as_mut_slice(), gb);
+                add_transposed_times(yd.rb(), &layer.bias, gb);
+            }
         }
-        let gb = &mut ws.grad.biases[l];
-        if model.use_bias() {
-            // R_b = Delta^T (1 + Y b) + b
-            let v = &mut ws.rowvec[..n];
-            gb.copy_from_slice(&layer.bias);
-            vectorized(
-                #[inline(always)]
-                || {
-                    for (i, vi) in v.iter_mut().enumerate() {
-                        *vi = T::one() + dot(y.row(i), &layer.bias);
-                    }
-                    for (i, &vi) in v.iter().enumerate() {
-                        for (g, &dl) in gb.iter_mut().zip(delta.row(i)) {
-                            *g += dl * vi;
-                        }
-                    }
-                },
-            );
-        } else {
+        if !model.use_bias() {
             gb.fill(T::zero());
         }
     });
@@ -316,7 +380,11 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
         let gb = &mut ws.grad.biases[l];
         gb.fill(T::zero());
         if model.use_bias() {
-            add_column_sums(delta, gb);
+            add_column_sums(
+                &ws.delta.as_slice()[..n * d],
+                ws.delta_tmp.as_mut_slice(),
+                gb,
+            );
         }
     });
     match singular {
