@@ -380,6 +380,15 @@ pub struct BenchArgs {
     /// Time each item for about 0.03 s instead of 0.3 s.
     #[arg(long)]
     pub quick: bool,
+    /// Widest instruction set for the elementwise kernels: baseline, avx2 or avx512
+    /// (default: the widest the CPU has).
+    #[arg(long, value_parser = parse_simd)]
+    pub simd: Option<relgrad::SimdLevel>,
+}
+
+fn parse_simd(s: &str) -> Result<relgrad::SimdLevel, String> {
+    relgrad::SimdLevel::from_name(s)
+        .ok_or_else(|| format!("expected baseline, avx2 or avx512, got {s:?}"))
 }
 
 /// Parsed arguments, with the names of the options given explicitly on the command line

@@ -135,6 +135,8 @@ fn bench_prints_a_table_and_json_lines() {
         "1",
         "--backends",
         "faer",
+        "--simd",
+        "baseline",
     ]));
     let lines: Vec<serde_json::Value> = json
         .lines()
@@ -161,7 +163,15 @@ fn bench_prints_a_table_and_json_lines() {
             (Some(8), Some(20), Some(3))
         );
         assert!(v["relative_ms"].as_f64().unwrap() > 0.0 && v["floor_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["simd"], "baseline", "--simd caps the kernels: {v}");
     }
+    relgrad()
+        .args(["bench", "--simd", "sse9"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "expected baseline, avx2 or avx512",
+        ));
     relgrad()
         .args(["bench", "--backends", "cuda"])
         .assert()

@@ -405,7 +405,7 @@ fn train_reads_npy_in_both_orders_and_idx_directories() {
         }
     }
     let mut header = "{'descr': '<i2', 'fortran_order': True, 'shape': (50, 3), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -40,7 +40,7 @@ pub mod matrix;
 pub mod mlp;
 pub mod optim;
 pub mod scalar;
-mod simd;
+pub mod simd;
 pub mod train;
 pub mod workspace;
 
@@ -57,5 +57,6 @@ pub use matrix::{Mat, MatMut, MatRef};
 pub use mlp::{InvertibleMlp, Layer};
 pub use optim::{Optimizer, OptimizerState};
 pub use scalar::Scalar;
+pub use simd::{cap_simd_level, simd_level, SimdLevel};
 pub use train::{EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
 pub use workspace::{Gradient, Workspace};

@@ -167,12 +167,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         Timing::standard()
     };
+    let simd = match args.simd {
+        Some(max) => relgrad::cap_simd_level(max),
+        None => relgrad::simd_level(),
+    };
     if !args.json {
         println!(
-            "B = {}, L = {}, each item timed for ~{:.2} s (median); floor = the 4L-1 products of one evaluation, timed alone",
+            "B = {}, L = {}, each item timed for ~{:.2} s (median); floor = the 4L-1 products of one evaluation, timed alone; elementwise kernels: {}",
             args.batch,
             args.layers,
-            timing.budget.as_secs_f64()
+            timing.budget.as_secs_f64(),
+            simd.name()
         );
         println!(
             "{:<9} {:<4} {:>7} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
@@ -196,7 +201,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "{}",
                 json!({
                     "backend": r.backend, "precision": r.precision, "threads": r.threads.to_string(),
-                    "d": r.d, "b": batch, "l": layers,
+                    "d": r.d, "b": batch, "l": layers, "simd": simd.name(),
                     "gemm_gflops": r.m.gemm_gflops, "relative_ms": r.m.relative_ms,
                     "naive_ms": r.m.naive_ms, "floor_ms": r.m.floor_ms,
                 })

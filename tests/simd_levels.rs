@@ -1,0 +1,96 @@
+//! Every instruction-set level of the elementwise kernels (baseline, AVX2 with FMA and
+//! AVX-512, as far as this CPU has them) gives the same gradients, to round-off, and each
+//! level passes the spec's exactness oracle. A test binary of its own, because the level
+//! is a process-wide setting.
+
+mod common;
+
+use common::{model_and_data, rel_err, relative_from_euclidean, Case, ACTIVATIONS, BASES};
+use relgrad::simd::detected_simd_level;
+use relgrad::{
+    cap_simd_level, naive_gradient, relative_gradient, Backend, Faer, Gradient, InvertibleMlp, Mat,
+    Scalar, SimdLevel, Workspace,
+};
+
+/// The relative and the naive direction.
+fn directions<T: Scalar>(model: &InvertibleMlp<T>, x: &Mat<T>) -> (Gradient<T>, Gradient<T>)
+where
+    Faer: Backend<T>,
+{
+    let backend = Faer::default();
+    let mut ws = Workspace::new(model, x.rows());
+    relative_gradient(model, &backend, x.as_ref(), &mut ws).unwrap();
+    let relative = ws.grad.clone();
+    naive_gradient(model, &backend, x.as_ref(), &mut ws).unwrap();
+    (relative, ws.grad.clone())
+}
+
+/// A direction as one flat vector: weights, then biases.
+fn flat<T: Scalar>(g: &Gradient<T>) -> Vec<T> {
+    let weights = g.weights.iter().flat_map(|w| w.as_slice().iter().copied());
+    weights.chain(g.biases.iter().flatten().copied()).collect()
+}
+
+#[test]
+fn every_simd_level_gives_the_same_gradients() {
+    let levels: Vec<SimdLevel> = [SimdLevel::Baseline, SimdLevel::Avx2Fma, SimdLevel::Avx512]
+        .into_iter()
+        .filter(|&l| l <= detected_simd_level())
+        .collect();
+    let mut seed = 0;
+    // Row lengths that fill whole vectors, leave remainders, or are shorter than one; batches
+    // below and above D (the two product orders and bias formulas).
+    for (d, b) in [(1, 5), (7, 13), (16, 100), (17, 3), (40, 100), (40, 24)] {
+        for activation in ACTIVATIONS {
+            for base in BASES {
+                for bias in [true, false] {
+                    seed += 1;
+                    let case = Case {
+                        d,
+                        b,
+                        l: 3,
+                        activation,
+                        base,
+                        bias,
+                        seed,
+                    };
+                    let (model, x) = model_and_data(&case);
+                    let (model32, x32) = (model.cast::<f32>(), x.cast::<f32>());
+                    // The first level's relative and naive directions, and relative in f32.
+                    let mut first: Option<[Vec<f64>; 3]> = None;
+                    for &level in &levels {
+                        assert_eq!(cap_simd_level(level), level);
+                        let (rel, naive) = directions(&model, &x);
+                        // Spec oracle 1 at this level, layer by layer.
+                        for (l, layer) in model.layers().iter().enumerate() {
+                            let (rw, rb) = relative_from_euclidean(
+                                &layer.weight,
+                                &layer.bias,
+                                &naive.weights[l],
+                                &naive.biases[l],
+                            );
+                            let e = rel_err(rel.weights[l].as_slice(), rw.as_slice(), 1e-12)
+                                .max(rel_err(&rel.biases[l], &rb, 1e-12));
+                            assert!(e < 1e-9, "{level:?} {case:?}: oracle off by {e:e}");
+                        }
+                        let (relative, naive) = (flat(&rel), flat(&naive));
+                        let relative32 = flat(&directions(&model32, &x32).0);
+                        let relative32: Vec<f64> = relative32.iter().map(|v| v.to_f64c()).collect();
+                        match &first {
+                            None => first = Some([relative, naive, relative32]),
+                            Some([r0, n0, r32]) => {
+                                let e = rel_err(&relative, r0, 1e-12);
+                                assert!(e < 1e-12, "{level:?} {case:?}: relative off by {e:e}");
+                                let e = rel_err(&naive, n0, 1e-12);
+                                assert!(e < 1e-12, "{level:?} {case:?}: naive off by {e:e}");
+                                let e = rel_err(&relative32, r32, 1e-6);
+                                assert!(e < 1e-4, "{level:?} {case:?}: f32 off by {e:e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cap_simd_level(SimdLevel::Avx512);
+}
