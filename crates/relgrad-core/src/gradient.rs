@@ -111,11 +111,12 @@ fn add_column_sums<T: Scalar>(m: &[T], scratch: &mut [T], out: &mut [T]) {
     if cols == 0 {
         return;
     }
-    let add_row = |out: &mut [T], row: &[T]| {
+    #[inline(always)]
+    fn add_row<T: Scalar>(out: &mut [T], row: &[T]) {
         for (o, &v) in out.iter_mut().zip(row) {
             *o += v;
         }
-    };
+    }
     vectorized(
         #[inline(always)]
         |_| {
