@@ -8,8 +8,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use relgrad::{
-    naive_gradient, relative_gradient, Backend, Faer, MatMut, MatRef, Optimizer, OptimizerState,
-    Threads, TrainConfig, TrainEvent, Trainer, Trans, Workspace,
+    naive_gradient, relative_gradient, Backend, Faer, GemmDims, MatMut, MatRef, Optimizer,
+    OptimizerState, Threads, TrainConfig, TrainEvent, Trainer, Trans, Workspace,
 };
 
 struct Counting;
@@ -67,8 +67,9 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
     fn threads(&self) -> Threads {
         self.0.threads()
     }
-    fn gemm(
+    fn gemm_kernel(
         &self,
+        dims: GemmDims,
         alpha: f64,
         a: MatRef<'_, f64>,
         ta: Trans,
@@ -78,7 +79,7 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
         c: MatMut<'_, f64>,
     ) {
         PAUSED.store(true, Ordering::SeqCst);
-        self.0.gemm(alpha, a, ta, b, tb, beta, c);
+        self.0.gemm_kernel(dims, alpha, a, ta, b, tb, beta, c);
         PAUSED.store(false, Ordering::SeqCst);
     }
     fn lu_workspace(&self, n: usize) -> B::Lu {

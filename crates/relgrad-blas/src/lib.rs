@@ -82,7 +82,7 @@ use cblas_sys::{
     CBLAS_TRANSPOSE, CBLAS_UPLO,
 };
 use lapack_sys::{dgetrf_, dgetri_, sgetrf_, sgetri_};
-use relgrad_core::backend::{gemm_shapes, Backend, LogDet, Threads, Trans};
+use relgrad_core::backend::{Backend, GemmDims, LogDet, Threads, Trans};
 use relgrad_core::matrix::{MatMut, MatRef};
 
 extern "C" {
@@ -218,8 +218,9 @@ macro_rules! impl_blas {
                 self.threads
             }
 
-            fn gemm(
+            fn gemm_kernel(
                 &self,
+                dims: GemmDims,
                 alpha: $t,
                 a: MatRef<'_, $t>,
                 ta: Trans,
@@ -228,15 +229,8 @@ macro_rules! impl_blas {
                 beta: $t,
                 mut c: MatMut<'_, $t>,
             ) {
-                let (m, n, k) = gemm_shapes(&a, ta, &b, tb, &c);
-                if m == 0 || n == 0 {
-                    return;
-                }
-                if k == 0 {
-                    relgrad_core::backend::scale_in_place(c.rb_mut(), beta);
-                    return;
-                }
-                self.set_threads(m.saturating_mul(n).saturating_mul(k));
+                let GemmDims { m, n, k } = dims;
+                self.set_threads(dims.work());
                 let lda = ld(a.rows(), a.cols(), a.stride());
                 let ldb = ld(b.rows(), b.cols(), b.stride());
                 let ldc = ld(c.rows(), c.cols(), c.stride());

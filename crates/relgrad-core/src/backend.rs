@@ -88,7 +88,8 @@ impl<T: Scalar> LogDet<T> {
 /// The dense kernels relgrad needs, for one scalar type.
 ///
 /// Implemented by `relgrad-faer`, `relgrad-nalgebra` and `relgrad-blas`; a new backend
-/// implements these five methods and runs the shared conformance suite in `tests/`.
+/// implements `gemm_kernel` and the three LU methods (with `name`, `threads` and the
+/// workspace type) and runs the shared conformance suite in `tests/`.
 pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
     /// Workspace for LU factorisations of one size: the factors, the pivots and any
     /// scratch memory the backend needs. Created once by [`Backend::lu_workspace`].
@@ -102,9 +103,38 @@ pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
 
     /// `C = alpha op(A) op(B) + beta C`, with `op(A)` of shape `m x k`, `op(B)` `k x n`
     /// and `C` `m x n`. If `beta == 0`, `C` is not read. Panics on mismatched shapes.
+    ///
+    /// Provided: checks the shapes, does the empty cases itself (nothing for `m == 0` or
+    /// `n == 0`, `C = beta C` for `k == 0`) and hands the rest to
+    /// [`Backend::gemm_kernel`]. Backends implement the kernel, not this.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         &self,
+        alpha: T,
+        a: MatRef<'_, T>,
+        ta: Trans,
+        b: MatRef<'_, T>,
+        tb: Trans,
+        beta: T,
+        c: MatMut<'_, T>,
+    ) {
+        let dims = gemm_dims(&a, ta, &b, tb, &c);
+        if dims.m == 0 || dims.n == 0 {
+            return;
+        }
+        if dims.k == 0 {
+            scale_in_place(c, beta);
+            return;
+        }
+        self.gemm_kernel(dims, alpha, a, ta, b, tb, beta, c);
+    }
+
+    /// The product of [`Backend::gemm`] once its shapes are checked (`dims`) and `m`,
+    /// `n` and `k` are all at least 1; with `beta == 0` it must not read `C`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_kernel(
+        &self,
+        dims: GemmDims,
         alpha: T,
         a: MatRef<'_, T>,
         ta: Trans,
@@ -129,15 +159,32 @@ pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
     fn lu_inverse(&self, lu: &mut Self::Lu, out: MatMut<'_, T>);
 }
 
-/// Checks the shapes of a `gemm` call and returns `(m, n, k)`. Backends call this first so
-/// that every one of them rejects a mismatch the same way.
-pub fn gemm_shapes<T: Scalar>(
+/// The dimensions of a product: `op(A)` is `m x k`, `op(B)` `k x n`, `C` `m x n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmDims {
+    /// Rows of `op(A)` and `C`.
+    pub m: usize,
+    /// Columns of `op(B)` and `C`.
+    pub n: usize,
+    /// Columns of `op(A)`, rows of `op(B)`.
+    pub k: usize,
+}
+
+impl GemmDims {
+    /// `m n k`, the number of multiply-adds (saturating).
+    pub fn work(&self) -> usize {
+        self.m.saturating_mul(self.n).saturating_mul(self.k)
+    }
+}
+
+/// Checks the shapes of a `gemm` call, the same for every backend.
+fn gemm_dims<T: Scalar>(
     a: &MatRef<'_, T>,
     ta: Trans,
     b: &MatRef<'_, T>,
     tb: Trans,
     c: &MatMut<'_, T>,
-) -> (usize, usize, usize) {
+) -> GemmDims {
     let (m, k) = ta.shape(a.rows(), a.cols());
     let (k2, n) = tb.shape(b.rows(), b.cols());
     assert!(
@@ -146,7 +193,7 @@ pub fn gemm_shapes<T: Scalar>(
         c.rows(),
         c.cols()
     );
-    (m, n, k)
+    GemmDims { m, n, k }
 }
 
 /// Sets every element of `c` to `beta * c` (with `beta == 0` writing zeros without

@@ -13,7 +13,7 @@ use faer::linalg::lu::partial_pivoting::{factor, inverse, solve};
 use faer::linalg::matmul::matmul;
 use faer::perm::PermRef;
 use faer::{Accum, MatMut as FMatMut, MatRef as FMatRef, Par};
-use relgrad_core::backend::{gemm_shapes, Backend, LogDet, Threads, Trans};
+use relgrad_core::backend::{Backend, GemmDims, LogDet, Threads, Trans};
 use relgrad_core::matrix::{MatMut, MatRef};
 use relgrad_core::Scalar;
 
@@ -117,8 +117,9 @@ macro_rules! impl_faer {
                 self.threads
             }
 
-            fn gemm(
+            fn gemm_kernel(
                 &self,
+                dims: GemmDims,
                 alpha: $t,
                 a: MatRef<'_, $t>,
                 ta: Trans,
@@ -127,11 +128,8 @@ macro_rules! impl_faer {
                 beta: $t,
                 mut c: MatMut<'_, $t>,
             ) {
-                let (m, n, k) = gemm_shapes(&a, ta, &b, tb, &c);
-                if m == 0 || n == 0 {
-                    return;
-                }
-                let par = self.par(m * n * k);
+                let par = self.par(dims.work());
+                // faer's product replaces or adds: any other beta scales C first.
                 let accum = if beta == 0.0 {
                     Accum::Replace
                 } else {
@@ -140,12 +138,6 @@ macro_rules! impl_faer {
                     }
                     Accum::Add
                 };
-                if k == 0 {
-                    if beta == 0.0 {
-                        c.fill(0.0);
-                    }
-                    return;
-                }
                 matmul(view_mut(c), accum, view(a, ta), view(b, tb), alpha, par);
             }
 

@@ -92,7 +92,7 @@
 use std::sync::OnceLock;
 
 use nalgebra::{DMatrixView, DMatrixViewMut, Dyn};
-use relgrad_core::backend::{gemm_shapes, Backend, LogDet, Threads, Trans};
+use relgrad_core::backend::{Backend, GemmDims, LogDet, Threads, Trans};
 use relgrad_core::matrix::{MatMut, MatRef};
 use relgrad_core::Scalar;
 
@@ -395,8 +395,9 @@ macro_rules! impl_nalgebra {
                 self.threads
             }
 
-            fn gemm(
+            fn gemm_kernel(
                 &self,
+                dims: GemmDims,
                 alpha: $t,
                 a: MatRef<'_, $t>,
                 ta: Trans,
@@ -405,14 +406,7 @@ macro_rules! impl_nalgebra {
                 beta: $t,
                 mut c: MatMut<'_, $t>,
             ) {
-                let (m, n, k) = gemm_shapes(&a, ta, &b, tb, &c);
-                if m == 0 || n == 0 {
-                    return;
-                }
-                if k == 0 {
-                    relgrad_core::backend::scale_in_place(c.rb_mut(), beta);
-                    return;
-                }
+                let GemmDims { m, n, k } = dims;
                 if m > NALGEBRA_SMALL_DIM && n > NALGEBRA_SMALL_DIM && k > NALGEBRA_SMALL_DIM {
                     // nalgebra hands the strides to matrixmultiply.
                     let av = view(a, ta);
@@ -426,7 +420,7 @@ macro_rules! impl_nalgebra {
                     let (pb, rsb, csb) = raw(b, tb);
                     let rsc = row_stride(m, n, c.stride()) as isize;
                     let pc = c.as_mut_slice().as_mut_ptr();
-                    // SAFETY: the shapes were checked by gemm_shapes and every view's slice
+                    // SAFETY: the shapes were checked by `Backend::gemm` and every view's slice
                     // covers (rows - 1) * stride + cols elements, so every index matrixmultiply
                     // forms from these strides is in bounds; C's strides (rsc >= n, 1) do not
                     // alias, and with beta == 0 C is not read.
