@@ -12,8 +12,8 @@
 //! `cblas_?gemm` with `CblasRowMajor`, the transpose flags of the call and leading
 //! dimensions equal to the views' row strides: no copies. `C = alpha op(A) op(B) + beta C`;
 //! with `beta == 0` the old contents of `C` are never read (OpenBLAS zeroes `C` first
-//! instead of scaling it, and products with `k == 0` are handled here), as in every relgrad
-//! backend.
+//! instead of scaling it, and products with `k == 0` never reach it: core handles them),
+//! as in every relgrad backend.
 //!
 //! # LU on row-major memory
 //!
