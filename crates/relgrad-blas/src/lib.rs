@@ -324,37 +324,13 @@ macro_rules! impl_blas {
                         &mut info,
                     );
                 }
+                // info > 0 reports an exactly zero pivot; the factorisation is complete and
+                // `from_lu` finds that pivot.
                 assert!(info >= 0, "relgrad-blas: getrf rejected argument {}", -info);
-                if info > 0 {
-                    lu.singular = true;
-                    return LogDet {
-                        log_abs: <$t>::NEG_INFINITY,
-                        sign: 0.0,
-                    };
-                }
-                let mut log_abs: $t = 0.0;
-                let mut negative = false;
-                for i in 0..n {
-                    if lu.ipiv[i] as usize != i + 1 {
-                        negative = !negative;
-                    }
-                    let p = lu.lu[i * n + i];
-                    if p == 0.0 || !p.is_finite() {
-                        lu.singular = true;
-                        return LogDet {
-                            log_abs: <$t>::NEG_INFINITY,
-                            sign: 0.0,
-                        };
-                    }
-                    if p < 0.0 {
-                        negative = !negative;
-                    }
-                    log_abs += p.abs().ln();
-                }
-                LogDet {
-                    log_abs,
-                    sign: if negative { -1.0 } else { 1.0 },
-                }
+                let swaps = (0..n).filter(|&i| lu.ipiv[i] as usize != i + 1).count();
+                let ld = LogDet::from_lu((0..n).map(|i| lu.lu[i * n + i]), swaps % 2 == 1);
+                lu.singular = ld.is_singular();
+                ld
             }
 
             fn lu_solve(&self, lu: &mut BlasLu<$t>, mut b: MatMut<'_, $t>) {

@@ -83,6 +83,28 @@ impl<T: Scalar> LogDet<T> {
     pub fn is_singular(&self) -> bool {
         self.sign == T::zero()
     }
+
+    /// The log-determinant of a matrix from its LU factorisation: the diagonal of `U`
+    /// (`L` has a unit diagonal) and whether the row interchanges form an odd
+    /// permutation. A zero or non-finite pivot means singular.
+    pub fn from_lu(u_diagonal: impl IntoIterator<Item = T>, odd_permutation: bool) -> Self {
+        let mut log_abs = T::zero();
+        let mut negative = odd_permutation;
+        for p in u_diagonal {
+            if p == T::zero() || !p.is_finite() {
+                return LogDet {
+                    log_abs: T::neg_infinity(),
+                    sign: T::zero(),
+                };
+            }
+            negative ^= p < T::zero();
+            log_abs += p.abs().ln();
+        }
+        LogDet {
+            log_abs,
+            sign: if negative { -T::one() } else { T::one() },
+        }
+    }
 }
 
 /// The dense kernels relgrad needs, for one scalar type.

@@ -181,25 +181,10 @@ macro_rules! impl_faer {
                     MemStack::new(&mut lu.mem),
                     Default::default(),
                 );
-                let mut log_abs: $t = 0.0;
-                let mut negative = info.transposition_count % 2 == 1;
-                for i in 0..n {
-                    let p = lu.lu[i * n + i];
-                    if p == 0.0 || !p.is_finite() {
-                        return LogDet {
-                            log_abs: <$t>::NEG_INFINITY,
-                            sign: 0.0,
-                        };
-                    }
-                    if p < 0.0 {
-                        negative = !negative;
-                    }
-                    log_abs += p.abs().ln();
-                }
-                LogDet {
-                    log_abs,
-                    sign: if negative { -1.0 } else { 1.0 },
-                }
+                LogDet::from_lu(
+                    (0..n).map(|i| lu.lu[i * n + i]),
+                    info.transposition_count % 2 == 1,
+                )
             }
 
             fn lu_solve(&self, lu: &mut FaerLu<$t>, b: MatMut<'_, $t>) {

@@ -458,28 +458,8 @@ macro_rules! impl_nalgebra {
                     lu.lu[i * n..(i + 1) * n].copy_from_slice(a.row(i));
                 }
                 lu_in_place(self, lu);
-                let mut log_abs: $t = 0.0;
-                let mut negative = false;
-                for i in 0..n {
-                    if lu.piv[i] != i {
-                        negative = !negative;
-                    }
-                    let p = lu.lu[i * n + i];
-                    if p == 0.0 || !p.is_finite() {
-                        return LogDet {
-                            log_abs: <$t>::NEG_INFINITY,
-                            sign: 0.0,
-                        };
-                    }
-                    if p < 0.0 {
-                        negative = !negative;
-                    }
-                    log_abs += p.abs().ln();
-                }
-                LogDet {
-                    log_abs,
-                    sign: if negative { -1.0 } else { 1.0 },
-                }
+                let swaps = (0..n).filter(|&i| lu.piv[i] != i).count();
+                LogDet::from_lu((0..n).map(|i| lu.lu[i * n + i]), swaps % 2 == 1)
             }
 
             fn lu_solve(&self, lu: &mut NalgebraLu<$t>, b: MatMut<'_, $t>) {
