@@ -12,16 +12,9 @@ use std::time::Duration;
 
 mod common;
 
-use common::dims;
+use common::{dims, problem, B};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use relgrad::init::Architecture;
-use relgrad::{
-    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, Mat, Scalar, Trans,
-    Workspace,
-};
-
-const B: usize = 100;
-const L: usize = 2;
+use relgrad::{naive_gradient, relative_gradient, Backend, Mat, Scalar, Trans, Workspace};
 
 fn wanted(precision: &str) -> bool {
     std::env::var("RELGRAD_BENCH_PRECISION").map_or(true, |p| p == precision)
@@ -33,19 +26,7 @@ fn bench_backend<T: Scalar, B2: Backend<T>>(c: &mut Criterion, backend: B2) {
     }
     let mut group = c.benchmark_group(format!("{}_{}", backend.name(), T::NAME));
     for d in dims() {
-        let arch = Architecture {
-            dim: d,
-            n_layers: L,
-            activation: Activation::default(),
-            base: BaseDensity::Normal,
-            use_bias: true,
-        };
-        let model = Init::Orthogonal { seed: 1 }
-            .build::<T, _>(arch, &backend, None)
-            .unwrap();
-        let x = Mat::<T>::from_fn(B, d, |i, j| {
-            T::from_f64c(((i * 31 + j * 17) % 13) as f64 / 6.0 - 1.0)
-        });
+        let (model, x) = problem::<T, _>(&backend, d);
         let mut ws = Workspace::<T, B2>::new(&model, B);
         let mut out = Mat::<T>::zeros(B, d);
         let slow = d >= 1024;

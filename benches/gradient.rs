@@ -10,32 +10,15 @@ use std::time::Duration;
 
 mod common;
 
-use common::dims;
+use common::{dims, problem, B, L};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use relgrad::init::Architecture;
-use relgrad::{
-    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, DefaultBackend, Init, Mat,
-    Trans, Workspace,
-};
-
-const B: usize = 100;
-const L: usize = 2;
+use relgrad::{naive_gradient, relative_gradient, Backend, DefaultBackend, Mat, Trans, Workspace};
 
 fn bench(c: &mut Criterion) {
     let backend = DefaultBackend::default();
     let mut group = c.benchmark_group("gradient_f32_b100_l2");
     for d in dims() {
-        let arch = Architecture {
-            dim: d,
-            n_layers: L,
-            activation: Activation::default(),
-            base: BaseDensity::Normal,
-            use_bias: true,
-        };
-        let model = Init::Orthogonal { seed: 1 }
-            .build::<f32, _>(arch, &backend, None)
-            .unwrap();
-        let x = Mat::<f32>::from_fn(B, d, |i, j| ((i * 31 + j * 17) % 13) as f32 / 6.0 - 1.0);
+        let (model, x) = problem::<f32, _>(&backend, d);
         let mut ws = Workspace::<f32, DefaultBackend>::new(&model, B);
         let slow = d >= 1024;
         group.sample_size(if slow { 10 } else { 30 });

@@ -14,16 +14,6 @@ use relgrad::{
     Optimizer, OptimizerState,
 };
 
-fn arch(dim: usize, n_layers: usize) -> Architecture {
-    Architecture {
-        dim,
-        n_layers,
-        activation: Activation::default(),
-        base: BaseDensity::Normal,
-        use_bias: true,
-    }
-}
-
 fn correlated_data(n: usize, d: usize, seed: u64) -> Mat<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mix = well_conditioned(d, &mut rng);

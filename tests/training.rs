@@ -18,27 +18,7 @@ use relgrad::{
 const TEACHER_ACTIVATION: Activation = Activation::SmoothLeakyRelu { alpha: 0.2 };
 
 fn params(m: &InvertibleMlp<f64>) -> Vec<u64> {
-    m.layers()
-        .iter()
-        .flat_map(|l| {
-            l.weight
-                .as_slice()
-                .iter()
-                .chain(&l.bias)
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn arch(dim: usize, n_layers: usize) -> Architecture {
-    Architecture {
-        dim,
-        n_layers,
-        activation: Activation::default(),
-        base: BaseDensity::Normal,
-        use_bias: true,
-    }
+    flat_params(m).iter().map(|v| v.to_bits()).collect()
 }
 
 /// A teacher network and data drawn from it exactly (through its inverse).

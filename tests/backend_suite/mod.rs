@@ -347,16 +347,5 @@ pub fn adam_steps<T: Scalar, B: Backend<T>>(backend: &B, steps: usize) -> Vec<f6
         relative_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
         opt.step(&mut model, &ws.grad);
     }
-    model
-        .layers()
-        .iter()
-        .flat_map(|l| {
-            l.weight
-                .as_slice()
-                .iter()
-                .chain(&l.bias)
-                .map(|v| v.to_f64c())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    flat_params(&model).iter().map(|v| v.to_f64c()).collect()
 }

@@ -5,6 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+use relgrad::init::Architecture;
 use relgrad::linalg::random_orthogonal;
 use relgrad::{Activation, BaseDensity, InvertibleMlp, Layer, Mat, Scalar};
 
@@ -21,6 +22,26 @@ pub const BASES: [BaseDensity; 3] = [
     BaseDensity::Laplace,
     BaseDensity::Logistic,
 ];
+
+/// An architecture with the default activation and base density, and biases.
+pub fn arch(dim: usize, n_layers: usize) -> Architecture {
+    Architecture {
+        dim,
+        n_layers,
+        activation: Activation::default(),
+        base: BaseDensity::Normal,
+        use_bias: true,
+    }
+}
+
+/// Every parameter of a model in one vector: per layer, the weight then the bias.
+pub fn flat_params<T: Scalar>(model: &InvertibleMlp<T>) -> Vec<T> {
+    model
+        .layers()
+        .iter()
+        .flat_map(|l| l.weight.as_slice().iter().chain(&l.bias).copied())
+        .collect()
+}
 
 /// One random test problem.
 #[derive(Clone, Debug)]
