@@ -9,7 +9,6 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use relgrad::Threads;
 
 use crate::data::Part;
-use crate::preprocess::PreprocessKind;
 
 const AFTER_HELP: &str = "\
 Data (--data, --val, --test): a .npy file (float or integer, C or Fortran order), a .csv
@@ -72,6 +71,31 @@ pub enum BaseArg {
     Laplace,
     /// Logistic, unit scale.
     Logistic,
+}
+
+/// The preprocessing to fit on the training rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PreprocessArg {
+    /// `logit` for image data (the digits, IDX files, 8-bit `.npy` arrays, or any data
+    /// given `--levels`), else `standardize`.
+    Auto,
+    /// No preprocessing.
+    None,
+    /// Zero mean and unit variance per column, fitted on the training rows.
+    Standardize,
+    /// Dequantise integer pixels and apply the logit (image data).
+    Logit,
+}
+
+impl From<PreprocessArg> for relgrad::model::PreprocessKind {
+    fn from(p: PreprocessArg) -> Self {
+        match p {
+            PreprocessArg::Auto => Self::Auto,
+            PreprocessArg::None => Self::None,
+            PreprocessArg::Standardize => Self::Standardize,
+            PreprocessArg::Logit => Self::Logit,
+        }
+    }
 }
 
 /// The optimizer.
@@ -182,8 +206,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1, help_heading = "Data")]
     pub test_fraction: f64,
     /// Preprocessing, fitted on the training rows and recorded in the model file.
-    #[arg(long, value_enum, default_value_t = PreprocessKind::Auto, help_heading = "Data")]
-    pub preprocess: PreprocessKind,
+    #[arg(long, value_enum, default_value_t = PreprocessArg::Auto, help_heading = "Data")]
+    pub preprocess: PreprocessArg,
     /// Quantisation levels of integer pixel data for `logit` (default: 17 for digits, 256 for 8-bit data).
     #[arg(long, help_heading = "Data")]
     pub levels: Option<u32>,

@@ -7,15 +7,15 @@
 //!
 //! The binary (`src/main.rs`) only parses the arguments and calls [`run`]; everything
 //! else lives in this library so that integration tests and other programs can reuse the
-//! readers and writers (`.npy`, `.csv`, IDX, model files).
+//! readers and writers (`.npy`, `.csv`, IDX). The model, its file, its preprocessing and
+//! the fit pipeline belong to the `relgrad` library (`relgrad::model`): this crate is a
+//! front end over it (arguments, data loading, printing, plots).
 //!
 //! | concept | module |
 //! |---|---|
 //! | command-line arguments (clap) | [`cli`] |
 //! | data: `.npy`, `.csv`, IDX, the built-in digits, 2-D generators, splits | [`data`] |
-//! | preprocessing (standardise, dequantise + logit) and its Jacobian | [`preprocess`] |
-//! | the portable model file (safetensors) | [`model_file`] |
-//! | training checkpoints (atomic, resumable) | [`checkpoint`] |
+//! | where a run keeps its checkpoint (the format is the library's) | [`checkpoint`] |
 //! | figures (plotters) | [`plots`] |
 //! | the timing harness of `relgrad bench` | [`mod@bench`] |
 //! | one module per subcommand | [`commands`] |
@@ -28,9 +28,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod data;
-pub mod model_file;
 pub mod plots;
-pub mod preprocess;
 pub mod util;
 
 use std::process::ExitCode;

@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use relgrad::{relative_gradient, Faer, Threads, Workspace};
 use relgrad_cli::checkpoint::{self, Checkpoint};
 use relgrad_cli::data::csv;
-use relgrad_cli::model_file::{AnyModel, ModelFile};
+use relgrad::model::{DensityModel, Network};
 
 #[test]
 fn train_writes_every_output_for_2d_data() {
@@ -170,9 +170,9 @@ fn one_full_batch_sgd_epoch_is_one_relative_gradient_step() {
         .args(common)
         .assert()
         .success();
-    let start = ModelFile::load(&a.join("model.safetensors")).unwrap();
-    let end = ModelFile::load(&b.join("model.safetensors")).unwrap();
-    let (AnyModel::F64(m0), AnyModel::F64(m1)) = (start.model, end.model) else {
+    let start = DensityModel::load(&a.join("model.safetensors")).unwrap();
+    let end = DensityModel::load(&b.join("model.safetensors")).unwrap();
+    let (Network::F64(m0), Network::F64(m1)) = (start.network, end.network) else {
         panic!("f64 models expected")
     };
     let x = csv::read(&data).unwrap().table.to_mat::<f64>();

@@ -6,7 +6,7 @@ use common::*;
 use predicates::prelude::*;
 use relgrad::{Faer, Threads};
 use relgrad_cli::data::{csv, npy};
-use relgrad_cli::model_file::{AnyModel, ModelFile};
+use relgrad::model::{DensityModel, Network};
 
 fn train_digits(dir: &std::path::Path) -> std::path::PathBuf {
     let out = dir.join("digits");
@@ -192,8 +192,8 @@ fn score_agrees_with_the_library_log_prob() {
         .stdout(predicate::str::contains("wrote 60 log-densities"));
     let scores = csv::read(&out).unwrap();
     assert_eq!(scores.header.as_deref().unwrap(), ["row", "log_density"]);
-    let mf = ModelFile::load(&run.join("model.safetensors")).unwrap();
-    let AnyModel::F64(m) = mf.model else {
+    let mf = DensityModel::load(&run.join("model.safetensors")).unwrap();
+    let Network::F64(m) = mf.network else {
         panic!("f64")
     };
     let x = csv::read(&data).unwrap().table.to_mat::<f64>();

@@ -14,6 +14,14 @@
 //! At least one must be enabled (for example `default-features = false, features =
 //! ["openblas"]`), otherwise the crate fails to compile with a message saying so.
 //!
+//! # Whole models
+//!
+//! With the default feature `model`, [`model`] holds what a user names: the fitted
+//! [`DensityModel`] (preprocessing + network + metadata) with `log_prob`, `sample`,
+//! `inverse` in the data's units, its file (`save`, `load`), and the fit pipeline
+//! ([`fit()`], [`FitConfig`], [`model::Fit`] with hooks and resume). The feature `ndarray`
+//! adds `model::views::from_ndarray`.
+//!
 //! # Threads
 //!
 //! Every backend is constructed the same way, with a [`Threads`] setting:
@@ -37,6 +45,14 @@
 #![warn(missing_docs)]
 
 pub use relgrad_core::*;
+
+/// Whole models (feature `model`, on by default): the fitted model with its
+/// preprocessing and its verbs in the data's units, the model file, checkpoints and the
+/// fit pipeline. See the crate `relgrad-model`.
+#[cfg(feature = "model")]
+pub use relgrad_model as model;
+#[cfg(feature = "model")]
+pub use relgrad_model::{fit, DensityModel, FitConfig, Fitted};
 
 #[cfg(feature = "faer")]
 pub use relgrad_faer as faer_backend;

@@ -3,57 +3,55 @@
 //! image data), beside the best full-covariance Gaussian.
 
 use anyhow::Result;
+use relgrad::model::Preprocess;
 use serde_json::json;
 
-use super::{check_dims, fit_gaussian, load_model, select_rows, transform, Evaluation};
+use super::{backend, check_dims, load_model, select_rows};
 use crate::cli::EvalArgs;
-use crate::data::Part;
-use crate::preprocess::Preprocess;
 
 /// Runs `relgrad eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let (path, mf) = load_model(&args.model)?;
     let sel = select_rows(&mf, args.data.as_deref(), args.split, args.n, args.seed)?;
-    let d = mf.model.dim();
+    let d = mf.dim();
     check_dims(sel.table.cols, d, &sel.what, &path)?;
     sel.table.check_finite(&sel.what)?;
-    let seed = args
-        .seed
-        .or(sel.recorded.as_ref().map(|r| r.seed))
-        .unwrap_or(0);
-    let x = transform(&mf.preprocess, &sel.table, seed, sel.part, &sel.what)?;
+    anyhow::ensure!(sel.table.rows > 0, "{}: no rows to evaluate", sel.what);
+    let be = backend(args.threads);
 
     // The reference Gaussian: fitted on the model's training split when it can be rebuilt,
     // else on the evaluated rows themselves (an in-sample, optimistic reference).
     let from_train = sel.recorded.as_ref().and_then(|rec| {
         let s = rec.splits().ok()?;
-        if s.train.table.cols != d {
-            return None;
-        }
-        let t = transform(
-            &mf.preprocess,
-            &s.train.table,
-            rec.seed,
-            Part::Train,
-            "the training data",
-        )
-        .ok()?;
-        fit_gaussian(&t.table, args.threads).ok()
+        let mut m = mf.clone();
+        m.seed = rec.seed;
+        m.reference_gaussian(&be, s.train.table.as_mat()).ok()
     });
+    // The evaluated rows' dequantisation noise: --seed, else the model's training seed.
+    let mut scored = mf.clone();
+    scored.seed = args
+        .seed
+        .or(sel.recorded.as_ref().map(|r| r.seed))
+        .unwrap_or(mf.seed);
     let (gaussian, fitted_on) = match from_train {
         Some(g) => (Some(g), "training split"),
-        None => (
-            fit_gaussian(&x.table, args.threads).ok(),
-            "evaluation data (in-sample)",
-        ),
+        None => {
+            let x = scored
+                .transform(sel.table.as_mat(), sel.part.into())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", sel.what))?;
+            (
+                relgrad::gaussian::Gaussian::fit(&be, x.x.as_ref()).ok(),
+                "evaluation data (in-sample)",
+            )
+        }
     };
-    let ev = Evaluation::compute(
-        &mf.model,
-        &mf.preprocess,
-        &x,
+    let ev = scored.evaluate(
+        &be,
+        sel.table.as_mat(),
+        sel.part.into(),
         gaussian.as_ref().map(|g| (g, fitted_on)),
-        args.threads,
-    )?;
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", sel.what))?;
 
     if args.json {
         let mut v = ev.to_json();
@@ -68,8 +66,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     println!(
         "model: {} ({d}-d, {} layers, {}, {} preprocessing)",
         path.display(),
-        mf.model.n_layers(),
-        mf.model.precision(),
+        mf.network.n_layers(),
+        mf.network.precision().name(),
         mf.preprocess.name()
     );
     println!("data:  {} ({} rows)", sel.what, ev.n);
@@ -94,7 +92,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         _ => {}
     }
-    if let Some((g, on)) = ev.gaussian {
+    if let Some((g, on)) = &ev.gaussian {
         let verdict = if ev.ll.mean > g.mean {
             "the model is better"
         } else {

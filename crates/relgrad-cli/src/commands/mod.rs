@@ -1,6 +1,6 @@
-//! One module per subcommand, and what they share: finding and loading a model, rebuilding
-//! the data a model was trained on, and evaluating log-likelihoods in the model's space
-//! and in the data's units.
+//! One module per subcommand, and what they share: finding and loading a model and
+//! rebuilding the data a model was trained on. Evaluating, scoring and sampling are the
+//! library's verbs (`relgrad::model::DensityModel`).
 
 pub mod bench;
 pub mod datasets;
@@ -12,14 +12,11 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use relgrad::gaussian::Gaussian;
-use relgrad::{Backend, InvertibleMlp, Scalar, Threads};
+use relgrad::model::DensityModel;
+use relgrad::Threads;
 
 use crate::cli::{Command, Parsed};
 use crate::data::{split, Part, Source, SplitSpec, Splits, Table};
-use crate::model_file::{AnyModel, ModelFile};
-use crate::preprocess::{noise_seed, Preprocess, Transformed};
-use crate::util::MeanSe;
 
 /// Runs a parsed command.
 pub fn dispatch(parsed: Parsed) -> Result<()> {
@@ -48,12 +45,18 @@ pub fn model_path(p: &Path) -> PathBuf {
 }
 
 /// Loads a model file (or a run directory's model).
-pub fn load_model(p: &Path) -> Result<(PathBuf, ModelFile)> {
+pub fn load_model(p: &Path) -> Result<(PathBuf, DensityModel)> {
     let path = model_path(p);
     if !path.exists() {
         bail!("{}: no such model file", path.display());
     }
-    let mf = ModelFile::load(&path)?;
+    let mf = DensityModel::load(&path).map_err(|e| match e {
+        relgrad::model::Error::InvalidFile { what, .. } => anyhow!(
+            "{} is not a readable relgrad model file: {what}",
+            path.display()
+        ),
+        e => e.into(),
+    })?;
     Ok((path, mf))
 }
 
@@ -70,7 +73,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// Reads the provenance from a model file's metadata.
-    pub fn from_model(mf: &ModelFile) -> Result<Self> {
+    pub fn from_model(mf: &DensityModel) -> Result<Self> {
         let source =
             Source::from_json(&mf.data["source"]).context("the model file's data provenance")?;
         let split = SplitSpec::from_json(&mf.data["split"]).context("the model file's split")?;
@@ -112,7 +115,7 @@ pub struct Selected {
 /// A generator draws `n` rows (default: the model's own count for the same generator,
 /// else 2000) from `seed` (default: the model's training seed).
 pub fn select_rows(
-    mf: &ModelFile,
+    mf: &DensityModel,
     data: Option<&str>,
     part: Option<Part>,
     n: Option<usize>,
@@ -193,125 +196,4 @@ pub fn check_dims(cols: usize, dim: usize, what: &str, model: &Path) -> Result<(
         model.display()
     );
     Ok(())
-}
-
-/// The exact log-density of every row of `x` (model space), in the model's precision.
-pub fn log_prob_rows<T: Scalar>(
-    model: &InvertibleMlp<T>,
-    threads: Threads,
-    x: &Table,
-) -> Result<Vec<f64>>
-where
-    relgrad::DefaultBackend: Backend<T>,
-{
-    let xm = x.to_mat::<T>();
-    let lp = model
-        .log_prob(&backend(threads), xm.as_ref())
-        .map_err(|e| anyhow!("evaluating the model: {e}"))?;
-    Ok(lp.into_iter().map(|v| v.to_f64c()).collect())
-}
-
-/// [`log_prob_rows`] for a model of either precision.
-pub fn log_prob_any(model: &AnyModel, threads: Threads, x: &Table) -> Result<Vec<f64>> {
-    match model {
-        AnyModel::F32(m) => log_prob_rows(m, threads, x),
-        AnyModel::F64(m) => log_prob_rows(m, threads, x),
-    }
-}
-
-/// Fits the reference Gaussian to rows in model space (always in `f64`).
-pub fn fit_gaussian(x: &Table, threads: Threads) -> Result<Gaussian> {
-    let m = x.to_mat::<f64>();
-    Gaussian::fit(&backend(threads), m.as_ref())
-        .map_err(|e| anyhow!("fitting the reference Gaussian: {e}"))
-}
-
-/// Log-likelihoods of a set of rows, in the model's space and the data's units.
-#[derive(Clone, Debug)]
-pub struct Evaluation {
-    /// Rows.
-    pub n: usize,
-    /// Dimension.
-    pub d: usize,
-    /// Mean log-likelihood in model space (after preprocessing).
-    pub ll: MeanSe,
-    /// Mean log-likelihood in the data's units (pixel units for image data).
-    pub ll_data: MeanSe,
-    /// Bits per dimension (image data only).
-    pub bits_per_dim: Option<MeanSe>,
-    /// The reference Gaussian's mean log-likelihood (model space) and where it was fitted.
-    pub gaussian: Option<(MeanSe, &'static str)>,
-}
-
-impl Evaluation {
-    /// Evaluates `model` on rows already mapped into model space.
-    pub fn compute(
-        model: &AnyModel,
-        pre: &Preprocess,
-        x: &Transformed,
-        gaussian: Option<(&Gaussian, &'static str)>,
-        threads: Threads,
-    ) -> Result<Self> {
-        let lp = log_prob_any(model, threads, &x.table)?;
-        let lp_data: Vec<f64> = lp.iter().zip(&x.log_jacobian).map(|(a, b)| a + b).collect();
-        let d = x.table.cols;
-        let bits_per_dim = pre.levels().map(|_| {
-            let b: Vec<f64> = lp_data
-                .iter()
-                .map(|l| -l / (d as f64 * std::f64::consts::LN_2))
-                .collect();
-            MeanSe::of(&b)
-        });
-        let gaussian = match gaussian {
-            Some((g, fitted_on)) => {
-                let xm = x.table.to_mat::<f64>();
-                let gl = g
-                    .log_prob(xm.as_ref())
-                    .map_err(|e| anyhow!("evaluating the reference Gaussian: {e}"))?;
-                Some((MeanSe::of(&gl), fitted_on))
-            }
-            None => None,
-        };
-        Ok(Self {
-            n: x.table.rows,
-            d,
-            ll: MeanSe::of(&lp),
-            ll_data: MeanSe::of(&lp_data),
-            bits_per_dim,
-            gaussian,
-        })
-    }
-
-    /// The metrics as JSON fields (`ll_mean`, `ll_2se`, ...).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "n": self.n,
-            "d": self.d,
-            "ll_mean": self.ll.mean,
-            "ll_2se": self.ll.two_se,
-            "ll_data_mean": self.ll_data.mean,
-            "ll_data_2se": self.ll_data.two_se,
-        });
-        if let Some(b) = self.bits_per_dim {
-            v["bits_per_dim"] = b.mean.into();
-            v["bits_per_dim_2se"] = b.two_se.into();
-        }
-        if let Some((g, on)) = self.gaussian {
-            v["gaussian_ll_mean"] = g.mean.into();
-            v["gaussian_ll_2se"] = g.two_se.into();
-            v["gaussian_fitted_on"] = on.into();
-        }
-        v
-    }
-}
-
-/// Maps `table` into model space with the noise seed of `part`.
-pub fn transform(
-    pre: &Preprocess,
-    table: &Table,
-    seed: u64,
-    part: Part,
-    what: &str,
-) -> Result<Transformed> {
-    pre.apply(table, noise_seed(seed, part), what)
 }

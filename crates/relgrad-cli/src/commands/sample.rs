@@ -1,32 +1,15 @@
 //! `relgrad sample`: exact samples through the model's inverse, mapped back to the data's
 //! units (preprocessing undone), as `.npy` or `.csv`; for image data also a PNG grid.
 
-use anyhow::{anyhow, bail, ensure, Result};
+use anyhow::{bail, ensure, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use relgrad::{Backend, InvertibleMlp, Scalar, Threads};
 
 use super::{backend, load_model};
 use crate::cli::SampleArgs;
 use crate::data::{csv, npy, Table};
-use crate::model_file::AnyModel;
 use crate::plots;
 use crate::util::{extension, write_atomic};
-
-fn draw<T: Scalar>(m: &InvertibleMlp<T>, n: usize, seed: u64, threads: Threads) -> Result<Table>
-where
-    relgrad::DefaultBackend: Backend<T>,
-{
-    let mut rng = StdRng::seed_from_u64(seed);
-    let s = m
-        .sample(&backend(threads), n, &mut rng)
-        .map_err(|e| anyhow!("sampling: {e}"))?;
-    Ok(Table::new(
-        s.rows(),
-        s.cols(),
-        s.as_slice().iter().map(|v| v.to_f64c()).collect(),
-    ))
-}
 
 /// Writes a table as `.npy` or `.csv` (by extension).
 pub fn write_table(path: &std::path::Path, t: &Table, header: Option<&[String]>) -> Result<()> {
@@ -50,18 +33,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let z = match &mf.model {
-        AnyModel::F32(m) => draw(m, args.n, args.seed, args.threads)?,
-        AnyModel::F64(m) => draw(m, args.n, args.seed, args.threads)?,
-    };
-    if let Some((r, c, v)) = z.first_non_finite() {
-        bail!(
-            "sample {} (column {}) is not finite ({v}): the model's inverse overflowed; it may be badly trained",
-            r + 1,
-            c + 1
-        );
-    }
-    let x = mf.preprocess.invert(&z);
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let x = Table::from_mat(mf.sample(&backend(args.threads), args.n, &mut rng)?);
     write_table(&args.out, &x, None)?;
     println!(
         "wrote {} samples ({}-d) from {} to {}",

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{check_dims, load_model, log_prob_any, select_rows, transform};
+use super::{backend, check_dims, load_model, select_rows};
 use crate::cli::{ScoreArgs, Space};
 use crate::data::{csv, npy, Table};
 use crate::util::{extension, write_atomic};
@@ -19,7 +19,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         );
     }
     let sel = select_rows(&mf, Some(&args.data), Some(args.split), args.n, args.seed)?;
-    check_dims(sel.table.cols, mf.model.dim(), &sel.what, &path)?;
+    check_dims(sel.table.cols, mf.dim(), &sel.what, &path)?;
     let valid: Vec<bool> = (0..sel.table.rows)
         .map(|i| sel.table.row_is_finite(i))
         .collect();
@@ -29,10 +29,12 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             .check_finite(&sel.what)
             .map_err(|e| e.context("pass --skip-invalid to score the other rows"))?;
     }
-    let seed = args
+    // The dequantisation noise: --seed, else the model's training seed.
+    let mut scored = mf.clone();
+    scored.seed = args
         .seed
         .or(sel.recorded.as_ref().map(|r| r.seed))
-        .unwrap_or(0);
+        .unwrap_or(mf.seed);
     // Invalid rows are scored as zeros and reported as NaN; the noise stream stays aligned.
     let clean = Table::from_fn(sel.table.rows, sel.table.cols, |i, j| {
         if valid[i] {
@@ -41,21 +43,17 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             0.0
         }
     });
-    let x = transform(&mf.preprocess, &clean, seed, sel.part, &sel.what)?;
-    let lp = log_prob_any(&mf.model, args.threads, &x.table)?;
-    let scores: Vec<f64> = lp
-        .iter()
-        .zip(&x.log_jacobian)
+    let s = scored
+        .scores(&backend(args.threads), clean.as_mat(), sel.part.into())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", sel.what))?;
+    let values = match args.space {
+        Space::Data => s.data_units,
+        Space::Model => s.model_space,
+    };
+    let scores: Vec<f64> = values
+        .into_iter()
         .zip(&valid)
-        .map(|((l, j), ok)| {
-            if !ok {
-                f64::NAN
-            } else if args.space == Space::Data {
-                l + j
-            } else {
-                *l
-            }
-        })
+        .map(|(l, ok)| if *ok { l } else { f64::NAN })
         .collect();
     match ext.as_deref() {
         Some("npy") => write_atomic(&args.out, &npy::encode_f64(&[scores.len()], &scores))?,

@@ -23,9 +23,7 @@ pub mod npy;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use relgrad::model::split::{holdout_rows, split_rows, SplitIndices};
 use serde_json::{json, Value};
 
 /// A dense table of samples: `rows x cols`, row-major, in `f64`.
@@ -99,6 +97,17 @@ impl Table {
         Ok(())
     }
 
+    /// The table as a borrowed row-major matrix (no copy).
+    pub fn as_mat(&self) -> relgrad::MatRef<'_, f64> {
+        relgrad::MatRef::from_slice(&self.values, self.rows, self.cols)
+    }
+
+    /// A table holding a matrix's values.
+    pub fn from_mat(m: relgrad::Mat<f64>) -> Self {
+        let (rows, cols) = (m.rows(), m.cols());
+        Self::new(rows, cols, m.into_vec())
+    }
+
     /// The values converted to `T`.
     pub fn to_mat<T: relgrad::Scalar>(&self) -> relgrad::Mat<T> {
         relgrad::Mat::from_vec(
@@ -109,14 +118,7 @@ impl Table {
     }
 }
 
-/// The height and width of image data (rows are images flattened row by row).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ImageShape {
-    /// Pixels per column.
-    pub height: usize,
-    /// Pixels per row.
-    pub width: usize,
-}
+pub use relgrad::model::ImageShape;
 
 /// Where a data set came from: recorded in model files so that the data can be found
 /// again.
@@ -419,6 +421,17 @@ pub enum Part {
     All,
 }
 
+impl From<Part> for relgrad::model::Part {
+    fn from(p: Part) -> Self {
+        match p {
+            Part::Train => Self::Train,
+            Part::Val => Self::Val,
+            Part::Test => Self::Test,
+            Part::All => Self::All,
+        }
+    }
+}
+
 impl Part {
     /// `"train"`, `"val"`, `"test"` or `"all"`.
     pub fn name(&self) -> &'static str {
@@ -429,11 +442,6 @@ impl Part {
             Part::All => "all",
         }
     }
-}
-
-fn check_fraction(name: &str, f: f64) -> Result<()> {
-    ensure!((0.0..1.0).contains(&f), "{name} must be in [0, 1), got {f}");
-    Ok(())
 }
 
 fn load_extra(src: &Source, cols: usize, what: &str) -> Result<Table> {
@@ -455,8 +463,8 @@ fn load_extra(src: &Source, cols: usize, what: &str) -> Result<Table> {
 /// (test first, then validation, the rest for training) and keep their original order
 /// within each part. An IDX directory's `t10k` images are the test set.
 pub fn split(loaded: Loaded, spec: &SplitSpec) -> Result<Splits> {
-    check_fraction("--val-fraction", spec.val_fraction)?;
-    check_fraction("--test-fraction", spec.test_fraction)?;
+    relgrad::model::split::check_fraction("--val-fraction", spec.val_fraction)?;
+    relgrad::model::split::check_fraction("--test-fraction", spec.test_fraction)?;
     let Loaded {
         main,
         test: bundled,
@@ -474,30 +482,18 @@ pub fn split(loaded: Loaded, spec: &SplitSpec) -> Result<Splits> {
             (0, Some(t.table), "t10k")
         }
         (None, None) => {
-            let k = (n as f64 * spec.test_fraction).round() as usize;
-            (k, None, "fraction")
+            (holdout_rows(n, spec.test_fraction), None, "fraction")
         }
     };
     let (val_from_rows, val) = match &spec.val {
         Some(src) => (0, Some(load_extra(src, cols, "validation")?)),
-        None => ((n as f64 * spec.val_fraction).round() as usize, None),
+        None => (holdout_rows(n, spec.val_fraction), None),
     };
-    ensure!(
-        test_from_rows + val_from_rows + 2 <= n,
-        "the data has {n} rows: too few to hold out {test_from_rows} test and {val_from_rows} validation rows and train on at least 2"
-    );
-    let mut perm: Vec<usize> = (0..n).collect();
-    if test_from_rows + val_from_rows > 0 {
-        perm.shuffle(&mut StdRng::seed_from_u64(
-            spec.seed ^ 0x5EED_5B17_0000_0001,
-        ));
-    }
-    let mut te = perm[..test_from_rows].to_vec();
-    let mut va = perm[test_from_rows..test_from_rows + val_from_rows].to_vec();
-    let mut tr = perm[test_from_rows + val_from_rows..].to_vec();
-    te.sort_unstable();
-    va.sort_unstable();
-    tr.sort_unstable();
+    let SplitIndices {
+        train: tr,
+        val: va,
+        test: te,
+    } = split_rows(n, val_from_rows, test_from_rows, spec.seed)?;
     let test = test.or_else(|| (!te.is_empty()).then(|| main.table.select(&te)));
     let val = val.or_else(|| (!va.is_empty()).then(|| main.table.select(&va)));
     let train = Dataset {

@@ -1,0 +1,332 @@
+//! The fit pipeline's settings: the command-line tool's training options, with the same
+//! names in JSON and the same defaults, shared by the CLI, Python and user programs.
+
+use relgrad_core::{Activation, BaseDensity, GradientKind, Optimizer};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::model::DensityModel;
+use crate::network::Precision;
+use crate::preprocess::{PreprocessKind, MAX_LEVELS};
+use crate::tensors::MAX_LAYERS;
+
+/// Where the starting parameters come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Start {
+    /// The data-dependent start (about the best full-covariance Gaussian of the training
+    /// data) with this shift of the activations' inputs.
+    Data {
+        /// The shift.
+        shift: f64,
+    },
+    /// Random orthogonal weights from the run's seed, zero biases.
+    Orthogonal,
+    /// Identity weights, zero biases.
+    Identity,
+    /// A fitted model's parameters and preprocessing (fine-tuning, warm starts).
+    Model(Box<DensityModel>),
+}
+
+impl Start {
+    /// The JSON recorded in model files and checkpoints (`{"kind": "data", "shift": 0}`,
+    /// ...; a model start records `{"kind": "model"}`, to which a caller may add a path).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Start::Data { shift } => json!({"kind": "data", "shift": shift}),
+            Start::Orthogonal => json!({"kind": "orthogonal"}),
+            Start::Identity => json!({"kind": "identity"}),
+            Start::Model(_) => json!({"kind": "model"}),
+        }
+    }
+}
+
+/// The settings of [`crate::fit()`]. `FitConfig::default()` is `relgrad train`'s defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitConfig {
+    /// Which preprocessing to fit on the training rows (`Auto`: `logit` for data with
+    /// known quantisation levels, else `standardize`).
+    pub preprocess: PreprocessKind,
+    /// The data's quantisation levels (17 for the digits, 256 for 8-bit images), when
+    /// the rows are integer pixels.
+    pub levels: Option<u32>,
+    /// Number of layers (each `D x D` with a bias; activation between layers). Default 2.
+    pub n_layers: usize,
+    /// Activation between layers. Default: smooth leaky ReLU, `alpha = 0.01`.
+    pub activation: Activation,
+    /// Base density of the latents. Default: normal.
+    pub base: BaseDensity,
+    /// Starting parameters. Default: data-dependent, shift 0.
+    pub start: Start,
+    /// Optimizer. Default: SGD, learning rate `3e-4`, momentum 0.9.
+    pub optimizer: Optimizer,
+    /// Rows per mini-batch (`usize::MAX`: full batch). Default 100.
+    pub batch_size: usize,
+    /// Maximum number of epochs. Default 1000.
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a better validation log-likelihood (0:
+    /// never); the best parameters are kept. Default 30.
+    pub look_ahead: usize,
+    /// Seed of the shuffles, the dequantisation noise and random starts. Default 0.
+    pub seed: u64,
+    /// Visit the training rows in a new seeded order every epoch. Default true.
+    pub shuffle: bool,
+    /// Which gradient drives the optimizer. Default: relative.
+    pub gradient: GradientKind,
+    /// Floating-point precision of the network. Default: `f32`.
+    pub precision: Precision,
+    /// Training rows (a prefix) whose log-likelihood is reported every epoch. Default 10000.
+    pub train_eval_rows: usize,
+    /// Free-form JSON the caller records with the run (merged into checkpoints' `run`;
+    /// the CLI keeps its data source and split there). Default `null`.
+    pub run_info: Value,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        Self {
+            preprocess: PreprocessKind::Auto,
+            levels: None,
+            n_layers: 2,
+            activation: Activation::SmoothLeakyRelu { alpha: 0.01 },
+            base: BaseDensity::Normal,
+            start: Start::Data { shift: 0.0 },
+            optimizer: Optimizer::Sgd {
+                lr: 3e-4,
+                momentum: 0.9,
+            },
+            batch_size: 100,
+            max_epochs: 1000,
+            look_ahead: 30,
+            seed: 0,
+            shuffle: true,
+            gradient: GradientKind::Relative,
+            precision: Precision::F32,
+            train_eval_rows: 10_000,
+            run_info: Value::Null,
+        }
+    }
+}
+
+fn optimizer_json(o: &Optimizer) -> Value {
+    match *o {
+        Optimizer::Sgd { lr, momentum } => json!({"name": "sgd", "lr": lr, "momentum": momentum}),
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => json!({"name": "adam", "lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}),
+    }
+}
+
+fn bad(key: &str, v: &Value, expected: &str) -> Error {
+    Error::invalid(format!("setting {key:?} is {v}, expected {expected}"))
+}
+
+fn f64_or(v: &Value, key: &str, default: f64) -> Result<f64> {
+    match &v[key] {
+        Value::Null => Ok(default),
+        x => x.as_f64().ok_or_else(|| bad(key, x, "a number")),
+    }
+}
+
+fn u64_or(v: &Value, key: &str, default: u64) -> Result<u64> {
+    match &v[key] {
+        Value::Null => Ok(default),
+        x => x.as_u64().ok_or_else(|| bad(key, x, "a whole number")),
+    }
+}
+
+impl FitConfig {
+    /// Checks every setting, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let cfg = |m: String| Err(Error::Config(m));
+        if !(1..=MAX_LAYERS).contains(&self.n_layers) {
+            return cfg(format!(
+                "the number of layers must be from 1 to {MAX_LAYERS}, got {}",
+                self.n_layers
+            ));
+        }
+        if let Err(e) = self.activation.validate() {
+            return cfg(format!("the activation's alpha: {e}"));
+        }
+        if let Err(e) = self.optimizer.validate() {
+            return cfg(e);
+        }
+        if let Optimizer::Sgd { momentum, .. } = self.optimizer {
+            if !(0.0..1.0).contains(&momentum) {
+                return cfg(format!("the momentum must be in [0, 1), got {momentum}"));
+            }
+        }
+        if self.batch_size == 0 {
+            return cfg("the batch size must be at least 1".into());
+        }
+        if let Some(l) = self.levels {
+            if !(2..=MAX_LEVELS).contains(&l) {
+                return cfg(format!("the levels must be from 2 to {MAX_LEVELS}, got {l}"));
+            }
+        }
+        if let Start::Data { shift } = self.start {
+            if !shift.is_finite() {
+                return cfg(format!("the start's shift must be finite, got {shift}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings as JSON, with the command-line tool's key names (`layers`, `epochs`,
+    /// `look_ahead`, ...), as recorded in model files' `training` and checkpoints' `run`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "levels": self.levels,
+            "layers": self.n_layers,
+            "activation": self.activation.name(),
+            "alpha": self.activation.parameter(),
+            "base": self.base.name(),
+            "init": self.start.to_json(),
+            "optimizer": optimizer_json(&self.optimizer),
+            "batch_size": if self.batch_size == usize::MAX { json!("full") } else { json!(self.batch_size) },
+            "epochs": self.max_epochs,
+            "look_ahead": self.look_ahead,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "gradient": self.gradient.name(),
+            "precision": self.precision.name(),
+        })
+    }
+
+    /// Reads [`FitConfig::to_json`]'s output back (missing keys take their defaults; a
+    /// model start comes back as the data-dependent start, since the file holds no
+    /// model: resuming needs only the checkpoint's parameters).
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let d = FitConfig::default();
+        let s = |k: &str, default: &'static str| -> Result<String> {
+            match &v[k] {
+                Value::Null => Ok(default.to_string()),
+                Value::String(s) => Ok(s.clone()),
+                x => Err(bad(k, x, "a string")),
+            }
+        };
+        let act = s("activation", "smooth-leaky-relu")?;
+        let alpha = f64_or(v, "alpha", 0.01)?;
+        let activation = Activation::from_name(&act, alpha)
+            .ok_or_else(|| bad("activation", &v["activation"], "an activation's name"))?;
+        let base = s("base", "normal")?;
+        let base = BaseDensity::from_name(&base)
+            .ok_or_else(|| bad("base", &v["base"], "\"normal\", \"laplace\" or \"logistic\""))?;
+        let o = &v["optimizer"];
+        let optimizer = match o["name"].as_str() {
+            None if o.is_null() => d.optimizer,
+            Some("sgd") => Optimizer::Sgd {
+                lr: f64_or(o, "lr", 3e-4)?,
+                momentum: f64_or(o, "momentum", 0.0)?,
+            },
+            Some("adam") => Optimizer::Adam {
+                lr: f64_or(o, "lr", 3e-4)?,
+                beta1: f64_or(o, "beta1", 0.9)?,
+                beta2: f64_or(o, "beta2", 0.999)?,
+                eps: f64_or(o, "eps", 1e-8)?,
+            },
+            _ => return Err(bad("optimizer", o, "{\"name\": \"sgd\" or \"adam\", \"lr\": ...}")),
+        };
+        let i = &v["init"];
+        let start = match i["kind"].as_str() {
+            None if i.is_null() => d.start.clone(),
+            Some("data") => Start::Data {
+                shift: f64_or(i, "shift", 0.0)?,
+            },
+            Some("orthogonal") => Start::Orthogonal,
+            Some("identity") => Start::Identity,
+            Some("model") => Start::Data { shift: 0.0 },
+            _ => return Err(bad("init", i, "{\"kind\": \"data\", \"orthogonal\", \"identity\" or \"model\"}")),
+        };
+        let precision = s("precision", "f32")?;
+        let config = Self {
+            preprocess: PreprocessKind::Auto,
+            levels: match &v["levels"] {
+                Value::Null => None,
+                x => Some(
+                    x.as_u64()
+                        .and_then(|l| u32::try_from(l).ok())
+                        .ok_or_else(|| bad("levels", x, "a whole number"))?,
+                ),
+            },
+            n_layers: u64_or(v, "layers", 2)? as usize,
+            activation,
+            base,
+            start,
+            optimizer,
+            batch_size: match &v["batch_size"] {
+                Value::String(s) if s == "full" => usize::MAX,
+                Value::Null => d.batch_size,
+                x => x
+                    .as_u64()
+                    .ok_or_else(|| bad("batch_size", x, "a whole number or \"full\""))?
+                    as usize,
+            },
+            max_epochs: u64_or(v, "epochs", 1000)? as usize,
+            look_ahead: u64_or(v, "look_ahead", 30)? as usize,
+            seed: u64_or(v, "seed", 0)?,
+            shuffle: match &v["shuffle"] {
+                Value::Null => true,
+                x => x.as_bool().ok_or_else(|| bad("shuffle", x, "true or false"))?,
+            },
+            gradient: match s("gradient", "relative")?.as_str() {
+                "relative" => GradientKind::Relative,
+                "naive" => GradientKind::Naive,
+                _ => return Err(bad("gradient", &v["gradient"], "\"relative\" or \"naive\"")),
+            },
+            precision: Precision::from_name(&precision)
+                .ok_or_else(|| bad("precision", &v["precision"], "\"f32\" or \"f64\""))?,
+            train_eval_rows: d.train_eval_rows,
+            run_info: Value::Null,
+        };
+        config.validate().map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_every_setting() {
+        let c = FitConfig {
+            levels: Some(17),
+            n_layers: 3,
+            activation: Activation::TanhLinear { beta: 0.5 },
+            base: BaseDensity::Laplace,
+            start: Start::Orthogonal,
+            optimizer: Optimizer::adam(1e-3),
+            batch_size: usize::MAX,
+            max_epochs: 7,
+            look_ahead: 0,
+            seed: 9,
+            shuffle: false,
+            gradient: GradientKind::Naive,
+            precision: Precision::F64,
+            ..FitConfig::default()
+        };
+        assert_eq!(FitConfig::from_json(&c.to_json()).unwrap(), c);
+        assert_eq!(
+            FitConfig::from_json(&FitConfig::default().to_json()).unwrap(),
+            FitConfig::default()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        for (c, needle) in [
+            (FitConfig { n_layers: 0, ..FitConfig::default() }, "number of layers"),
+            (FitConfig { batch_size: 0, ..FitConfig::default() }, "batch size"),
+            (FitConfig { optimizer: Optimizer::sgd(-1.0), ..FitConfig::default() }, "learning rate"),
+            (FitConfig { levels: Some(1), ..FitConfig::default() }, "levels"),
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} lacks {needle}");
+        }
+        let e = FitConfig::from_json(&json!({"gradient": "fancy"})).unwrap_err();
+        assert!(e.to_string().contains("setting \"gradient\""), "{e}");
+    }
+}

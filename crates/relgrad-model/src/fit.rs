@@ -1,0 +1,541 @@
+//! The fit pipeline: data in the data's units in, a [`DensityModel`] and its history out,
+//! with preprocessing fitted on the training rows, the start, early stopping, divergence
+//! handling (the best parameters are kept), progress and cancellation hooks, and
+//! checkpoints that resume to the same result as an uninterrupted run.
+//!
+//! The CLI, the Python package and user programs all train through [`Fit`]:
+//!
+//! ```text
+//! Fit::new(&backend, config, train, val)?   // validate, fit the preprocessing, transform
+//!     .run(&mut hooks)?                      // train; -> Fitted { model, history, stop, .. }
+//! Fit::resume(&backend, checkpoint, train, val, max_epochs)?.run(&mut hooks)?
+//! ```
+
+use std::time::Instant;
+
+use relgrad_core::gaussian::Gaussian;
+use relgrad_core::init::Architecture;
+use relgrad_core::{
+    Backend, EpochMetrics, Error as CoreError, Flow, History, Init, InvertibleMlp, Mat, MatRef,
+    Scalar, TrainConfig, TrainEvent, Trainer,
+};
+use serde_json::{json, Value};
+
+use crate::checkpoint::{AnyCheckpoint, Checkpoint};
+use crate::config::{FitConfig, Start};
+use crate::error::{Error, Result};
+use crate::evaluation::{quantiles, Evaluation, QUANTILE_LEVELS};
+use crate::model::DensityModel;
+use crate::network::{ModelBackend, Network, Precision};
+use crate::preprocess::{check_finite, Preprocess, Transformed};
+use crate::split::{noise_seed, Part};
+
+/// What a fit reports as it goes, and where it may stop or checkpoint. Every method has
+/// a default that does nothing, so `&mut ()` is a silent fit.
+pub trait FitHooks {
+    /// After every optimizer step of `rows` rows in `epoch` (1-based). Return
+    /// [`Flow::Stop`] to cancel (for example on Ctrl-C): the fit then ends with
+    /// [`Stop::Cancelled`] and the best parameters so far.
+    fn step(&mut self, epoch: usize, rows: usize) -> Flow {
+        let _ = (epoch, rows);
+        Flow::Continue
+    }
+    /// After every evaluated epoch (epoch 0 is the start). [`Flow::Stop`] cancels after
+    /// this epoch's checkpoint.
+    fn epoch(&mut self, metrics: &EpochMetrics) -> Flow {
+        let _ = metrics;
+        Flow::Continue
+    }
+    /// Whether [`FitHooks::checkpoint`] should be called (making a checkpoint copies the
+    /// parameters and optimizer state once per epoch).
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+    /// The checkpoint of every completed epoch, to be saved (see [`Checkpoint::save`]).
+    fn checkpoint<T: Scalar>(&mut self, checkpoint: &Checkpoint<T>) -> Result<()> {
+        let _ = checkpoint;
+        Ok(())
+    }
+}
+
+impl FitHooks for () {}
+
+/// Hooks from a closure called after every epoch with its metrics (return
+/// [`Flow::Stop`] to stop).
+pub struct OnEpoch<F>(pub F);
+
+impl<F: FnMut(&EpochMetrics) -> Flow> FitHooks for OnEpoch<F> {
+    fn epoch(&mut self, metrics: &EpochMetrics) -> Flow {
+        (self.0)(metrics)
+    }
+}
+
+/// Why a fit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The maximum number of epochs ran.
+    MaxEpochs,
+    /// The look-ahead ran out without a better validation log-likelihood.
+    EarlyStopped,
+    /// A non-finite log-likelihood or gradient appeared in `epoch`; the model holds the
+    /// best parameters before it.
+    Diverged {
+        /// The epoch that diverged.
+        epoch: usize,
+    },
+    /// A hook asked to stop after `epochs_done` complete epochs; the model holds the best
+    /// parameters so far and carries no final metrics.
+    Cancelled {
+        /// Epochs completed.
+        epochs_done: usize,
+    },
+}
+
+/// The result of a fit.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    /// The model with the best parameters, its preprocessing and metadata.
+    pub model: DensityModel,
+    /// The per-epoch record.
+    pub history: History,
+    /// Why training ended.
+    pub stop: Stop,
+    /// The best full-covariance Gaussian of the training rows (network space), if it
+    /// could be fitted: the reference the metrics compare against.
+    pub reference: Option<Gaussian>,
+    /// Final log-likelihoods of the training rows (not after a cancel).
+    pub train: Option<Evaluation>,
+    /// Final log-likelihoods of the validation rows.
+    pub val: Option<Evaluation>,
+    /// Wall-clock seconds of the whole fit.
+    pub seconds: f64,
+}
+
+/// Size and content hash of the training rows a run trained on, recorded in checkpoints
+/// so that a resumed run refuses different data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// FNV-1a hash of the values' bits, row by row.
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `x`.
+    pub fn of(x: MatRef<'_, f64>) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for i in 0..x.rows() {
+            for v in x.row(i) {
+                for b in v.to_bits().to_le_bytes() {
+                    h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+        }
+        Self {
+            rows: x.rows(),
+            cols: x.cols(),
+            hash: h,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({"rows": self.rows, "cols": self.cols, "hash": format!("{:016x}", self.hash)})
+    }
+
+    fn matches(self, v: &Value) -> bool {
+        v["rows"].as_u64() == Some(self.rows as u64)
+            && v["cols"].as_u64() == Some(self.cols as u64)
+            && v["hash"].as_str() == Some(&format!("{:016x}", self.hash))
+    }
+}
+
+/// A prepared fit: settings checked, preprocessing fitted, data transformed.
+pub struct Fit<'a, B> {
+    backend: B,
+    config: FitConfig,
+    preprocess: Preprocess,
+    raw_train: MatRef<'a, f64>,
+    raw_val: Option<MatRef<'a, f64>>,
+    train: Transformed,
+    val: Option<Transformed>,
+    fingerprint: Fingerprint,
+    resume: Option<AnyCheckpoint>,
+}
+
+/// Checks a part of the data: columns, finite values, naming the part.
+fn check_part(x: MatRef<'_, f64>, cols: usize, part: &str) -> Result<()> {
+    if x.cols() != cols {
+        return Err(Error::Config(format!(
+            "the {part} rows have {} columns, the training rows {cols}",
+            x.cols()
+        )));
+    }
+    check_finite(x).map_err(|e| Error::Config(format!("the {part} rows: {e}")))
+}
+
+impl<B> Fit<'_, B> {
+    /// The fitted preprocessing.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FitConfig {
+        &self.config
+    }
+
+    /// Training rows.
+    pub fn n_train(&self) -> usize {
+        self.train.x.rows()
+    }
+
+    /// Validation rows.
+    pub fn n_val(&self) -> usize {
+        self.val.as_ref().map_or(0, |v| v.x.rows())
+    }
+
+    /// Epochs already done (non-zero for a resumed run).
+    pub fn epochs_done(&self) -> usize {
+        let h = match &self.resume {
+            Some(AnyCheckpoint::F32(c)) => &c.state.history,
+            Some(AnyCheckpoint::F64(c)) => &c.state.history,
+            None => return 0,
+        };
+        h.epochs.last().map_or(0, |m| m.epoch)
+    }
+
+    /// The (zero-based) columns whose training values are all equal: no density fits
+    /// them, and the likelihood is unbounded.
+    pub fn constant_columns(&self) -> Vec<usize> {
+        let t = &self.train.x;
+        (0..t.cols())
+            .filter(|&j| (1..t.rows()).all(|i| t.get(i, j) == t.get(0, j)))
+            .collect()
+    }
+}
+
+impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
+    /// Checks the settings and data and fits the preprocessing on `train` (or takes the
+    /// start model's). Rows are samples in the data's units.
+    pub fn new(
+        backend: &B,
+        config: FitConfig,
+        train: MatRef<'a, f64>,
+        val: Option<MatRef<'a, f64>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let d = train.cols();
+        if train.rows() < 2 || d == 0 {
+            return Err(Error::Config(format!(
+                "training needs at least 2 rows of at least 1 column, got {} x {d}",
+                train.rows()
+            )));
+        }
+        check_part(train, d, "training")?;
+        if let Some(v) = val {
+            check_part(v, d, "validation")?;
+        }
+        if matches!(config.start, Start::Data { .. }) && train.rows() <= d {
+            return Err(Error::Config(format!(
+                "{} training rows for {d} columns: the data-dependent start fits a full covariance, which needs more rows than columns (about 2 D or more to be useful); use more rows, fewer columns, or another start",
+                train.rows()
+            )));
+        }
+        let preprocess = match &config.start {
+            Start::Model(m) => {
+                if m.dim() != d {
+                    return Err(Error::Config(format!(
+                        "the start model has dimension {}, the training rows have {d} columns",
+                        m.dim()
+                    )));
+                }
+                m.preprocess.clone()
+            }
+            _ => Preprocess::fit(config.preprocess, train, config.levels)?,
+        };
+        Self::with_preprocess(backend, config, preprocess, train, val)
+    }
+
+    fn with_preprocess(
+        backend: &B,
+        config: FitConfig,
+        preprocess: Preprocess,
+        train: MatRef<'a, f64>,
+        val: Option<MatRef<'a, f64>>,
+    ) -> Result<Self> {
+        let seed = config.seed;
+        let apply = |x: MatRef<'_, f64>, part: Part, name: &str| {
+            preprocess
+                .apply(x, noise_seed(seed, part))
+                .map_err(|e| Error::Config(format!("the {name} rows: {e}")))
+        };
+        let t = apply(train, Part::Train, "training")?;
+        let v = val.map(|v| apply(v, Part::Val, "validation")).transpose()?;
+        Ok(Self {
+            backend: backend.clone(),
+            fingerprint: Fingerprint::of(train),
+            preprocess,
+            raw_train: train,
+            raw_val: val,
+            train: t,
+            val: v,
+            config,
+            resume: None,
+        })
+    }
+
+    /// Prepares to continue the run of `checkpoint` on the same data: its settings and
+    /// preprocessing, up to `max_epochs` (default: the run's own). Different training
+    /// rows (size or content) are refused.
+    pub fn resume(
+        backend: &B,
+        checkpoint: AnyCheckpoint,
+        train: MatRef<'a, f64>,
+        val: Option<MatRef<'a, f64>>,
+        max_epochs: Option<usize>,
+    ) -> Result<Self> {
+        let run = checkpoint.run().clone();
+        let mut config = FitConfig::from_json(&run)?;
+        if let Some(e) = max_epochs {
+            config.max_epochs = e;
+        }
+        config.run_info = run.clone();
+        let preprocess = Preprocess::from_json(&run["preprocess"])?;
+        preprocess.validate(train.cols())?;
+        config.precision = match &checkpoint {
+            AnyCheckpoint::F32(_) => Precision::F32,
+            AnyCheckpoint::F64(_) => Precision::F64,
+        };
+        let fp = Fingerprint::of(train);
+        if !run["data_fingerprint"].is_null() && !fp.matches(&run["data_fingerprint"]) {
+            return Err(Error::Config(format!(
+                "the training rows differ from the ones the checkpoint was trained on (now {} x {}, fingerprint {:016x}; the checkpoint records {}): resuming would train on other data",
+                fp.rows, fp.cols, fp.hash, run["data_fingerprint"]
+            )));
+        }
+        check_part(train, train.cols(), "training")?;
+        if let Some(v) = val {
+            check_part(v, train.cols(), "validation")?;
+        }
+        let mut fit = Self::with_preprocess(backend, config, preprocess, train, val)?;
+        fit.resume = Some(checkpoint);
+        Ok(fit)
+    }
+
+    /// The checkpoints' `run`: settings, preprocessing, fingerprint and the caller's info.
+    fn run_json(&self) -> Value {
+        let mut run = match &self.config.run_info {
+            Value::Object(o) => Value::Object(o.clone()),
+            _ => json!({}),
+        };
+        if let (Value::Object(r), Value::Object(c)) = (&mut run, self.config.to_json()) {
+            r.extend(c);
+            r.insert("preprocess".into(), self.preprocess.to_json());
+            r.insert("data_fingerprint".into(), self.fingerprint.to_json());
+        }
+        if let Value::Object(i) = &self.config.run_info["init"] {
+            run["init"] = Value::Object(i.clone());
+        }
+        run
+    }
+
+    /// Trains, calling `hooks` as it goes.
+    pub fn run(mut self, hooks: &mut impl FitHooks) -> Result<Fitted> {
+        let started = Instant::now();
+        let resume = self.resume.take();
+        let (network, history, stop) = match (self.config.precision, resume) {
+            (Precision::F32, Some(AnyCheckpoint::F32(c))) => self.train_typed::<f32>(Some(c), hooks)?,
+            (Precision::F64, Some(AnyCheckpoint::F64(c))) => self.train_typed::<f64>(Some(c), hooks)?,
+            (Precision::F32, None) => self.train_typed::<f32>(None, hooks)?,
+            (Precision::F64, None) => self.train_typed::<f64>(None, hooks)?,
+            _ => unreachable!("resume sets the precision of its checkpoint"),
+        };
+        self.finish(network, history, stop, started)
+    }
+
+    fn start<T: Scalar>(&self, train: &Mat<T>) -> Result<InvertibleMlp<T>>
+    where
+        B: Backend<T>,
+    {
+        let c = &self.config;
+        let arch = Architecture {
+            dim: train.cols(),
+            n_layers: c.n_layers,
+            activation: c.activation,
+            base: c.base,
+            use_bias: true,
+        };
+        let init = match &c.start {
+            Start::Model(m) => return Ok(m.network.cast()),
+            Start::Data { shift } => Init::DataDependent { shift: *shift },
+            Start::Orthogonal => Init::Orthogonal { seed: c.seed },
+            Start::Identity => Init::Identity,
+        };
+        init.build::<T, B>(arch, &self.backend, Some(train.as_ref()))
+            .map_err(|e| Error::Config(format!("initialising the model: {e}")))
+    }
+
+    fn train_typed<T: Scalar>(
+        &self,
+        resume: Option<Checkpoint<T>>,
+        hooks: &mut impl FitHooks,
+    ) -> Result<(Network, History, Stop)>
+    where
+        B: Backend<T>,
+    {
+        let train: Mat<T> = self.train.x.cast();
+        let val: Option<Mat<T>> = self.val.as_ref().map(|v| v.x.cast());
+        let n = train.rows();
+        let (mut model, state) = match resume {
+            Some(c) => {
+                if c.current.dim() != train.cols() {
+                    return Err(Error::Config(format!(
+                        "the checkpoint's model has dimension {}, the data {}",
+                        c.current.dim(),
+                        train.cols()
+                    )));
+                }
+                (c.current, Some(c.state))
+            }
+            None => (self.start(&train)?, None),
+        };
+        let c = &self.config;
+        let tc = TrainConfig {
+            optimizer: c.optimizer,
+            batch_size: c.batch_size.min(n),
+            epochs: c.max_epochs,
+            look_ahead: (c.look_ahead > 0).then_some(c.look_ahead),
+            seed: c.seed,
+            shuffle: c.shuffle,
+            gradient: c.gradient,
+            train_eval_rows: c.train_eval_rows,
+        };
+        let mut trainer = Trainer::new(&model, self.backend.clone(), tc, n)?;
+        if let Some(st) = state {
+            trainer
+                .restore(st)
+                .map_err(|e| Error::Config(format!("restoring the checkpoint: {e}")))?;
+        }
+        let run = hooks.wants_checkpoints().then(|| self.run_json());
+        let stop = loop {
+            let (mut at_epoch, mut cancel) = (false, false);
+            let r = trainer.fit_with(
+                &mut model,
+                train.as_ref(),
+                val.as_ref().map(|v| v.as_ref()),
+                |event, _| match event {
+                    TrainEvent::Step { epoch, rows, .. } => {
+                        cancel = hooks.step(epoch, rows) == Flow::Stop;
+                        if cancel {
+                            Flow::Stop
+                        } else {
+                            Flow::Continue
+                        }
+                    }
+                    TrainEvent::Epoch(m) => {
+                        cancel = hooks.epoch(m) == Flow::Stop;
+                        at_epoch = true;
+                        Flow::Stop
+                    }
+                },
+            );
+            match r {
+                Ok(true) if trainer.history().stopped_early => break Stop::EarlyStopped,
+                Ok(true) => break Stop::MaxEpochs,
+                Ok(false) => {
+                    if at_epoch {
+                        if let Some(run) = &run {
+                            hooks.checkpoint(&Checkpoint {
+                                run: run.clone(),
+                                current: model.clone(),
+                                state: trainer.state(),
+                            })?;
+                        }
+                    }
+                    if cancel || !at_epoch {
+                        model.copy_parameters_from(&trainer.state().best);
+                        break Stop::Cancelled {
+                            epochs_done: trainer.epochs_done(),
+                        };
+                    }
+                }
+                Err(CoreError::Diverged { epoch, .. }) => break Stop::Diverged { epoch },
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok((Network::from_mlp(&model), trainer.history().clone(), stop))
+    }
+
+    fn finish(self, network: Network, history: History, stop: Stop, started: Instant) -> Result<Fitted> {
+        let mut training = self.config.to_json();
+        if let Value::Object(o) = &mut training {
+            o.remove("levels");
+            // The caller's description of the start (e.g. a model's path) wins.
+            if let Value::Object(i) = &self.config.run_info["init"] {
+                o.insert("init".into(), Value::Object(i.clone()));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        training["epochs_run"] = history.epochs.last().map_or(0, |m| m.epoch).into();
+        training["best_epoch"] = history.best_epoch.into();
+        training["stopped_early"] = history.stopped_early.into();
+        training["diverged"] = matches!(stop, Stop::Diverged { .. }).into();
+        training["seconds"] = seconds.into();
+        let mut model = DensityModel {
+            network,
+            preprocess: self.preprocess.clone(),
+            image: None,
+            seed: self.config.seed,
+            train_quantiles: None,
+            data: json!({
+                "rows": {"train": self.n_train(), "val": self.n_val()},
+                "cols": self.train.x.cols(),
+                "levels": self.preprocess.levels(),
+            }),
+            training,
+            metrics: Value::Null,
+        };
+        let (mut reference, mut train, mut val) = (None, None, None);
+        if !matches!(stop, Stop::Cancelled { .. }) {
+            let be = &self.backend;
+            reference = Gaussian::fit::<f64, B>(be, self.train.x.as_ref()).ok();
+            let g = reference.as_ref().map(|g| (g, "training split"));
+            let lp = model.network.log_prob(be, self.train.x.as_ref())?;
+            let lp_data: Vec<f64> = lp.iter().zip(&self.train.log_jacobian).map(|(a, b)| a + b).collect();
+            model.train_quantiles = quantiles(&lp_data, &QUANTILE_LEVELS);
+            train = Some(model.evaluate(be, self.raw_train, Part::Train, g)?);
+            val = self
+                .raw_val
+                .map(|v| model.evaluate(be, v, Part::Val, g))
+                .transpose()?;
+            model.metrics = json!({
+                "space": self.preprocess.space_name(),
+                "train": train.as_ref().map(Evaluation::to_json),
+                "val": val.as_ref().map(Evaluation::to_json),
+            });
+        }
+        Ok(Fitted {
+            model,
+            history,
+            stop,
+            reference,
+            train,
+            val,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Fits a model in one call with [`FitConfig`]'s settings: see [`Fit`]. A divergence is
+/// not an error here: check [`Fitted::stop`].
+pub fn fit<B: ModelBackend + Clone>(
+    backend: &B,
+    config: &FitConfig,
+    train: MatRef<'_, f64>,
+    val: Option<MatRef<'_, f64>>,
+) -> Result<Fitted> {
+    Fit::new(backend, config.clone(), train, val)?.run(&mut ())
+}
