@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use predicates::prelude::*;
+use relgrad::model::{DensityModel, Network};
 use relgrad::{relative_gradient, Faer, Threads, Workspace};
 use relgrad_cli::checkpoint::{self, Checkpoint};
 use relgrad_cli::data::csv;
-use relgrad::model::{DensityModel, Network};
 
 #[test]
 fn train_writes_every_output_for_2d_data() {
@@ -170,8 +170,8 @@ fn one_full_batch_sgd_epoch_is_one_relative_gradient_step() {
         .args(common)
         .assert()
         .success();
-    let start = DensityModel::load(&a.join("model.safetensors")).unwrap();
-    let end = DensityModel::load(&b.join("model.safetensors")).unwrap();
+    let start = DensityModel::load(a.join("model.safetensors")).unwrap();
+    let end = DensityModel::load(b.join("model.safetensors")).unwrap();
     let (Network::F64(m0), Network::F64(m1)) = (start.network, end.network) else {
         panic!("f64 models expected")
     };
@@ -274,7 +274,7 @@ fn resumed_run_equals_uninterrupted_run() {
         lls(&full.join("metrics.csv")),
         lls(&part.join("metrics.csv"))
     );
-    let c = Checkpoint::<f64>::load(&part.join(checkpoint::FILE_NAME)).unwrap();
+    let c = Checkpoint::<f64>::load(part.join(checkpoint::FILE_NAME)).unwrap();
     assert_eq!(c.state.history.epochs.len(), 6);
     // Settings of a resumed run cannot change.
     relgrad()

@@ -4,9 +4,9 @@ mod common;
 
 use common::*;
 use predicates::prelude::*;
+use relgrad::model::{DensityModel, Network};
 use relgrad::{Faer, Threads};
 use relgrad_cli::data::{csv, npy};
-use relgrad::model::{DensityModel, Network};
 
 fn train_digits(dir: &std::path::Path) -> std::path::PathBuf {
     let out = dir.join("digits");
@@ -192,7 +192,7 @@ fn score_agrees_with_the_library_log_prob() {
         .stdout(predicate::str::contains("wrote 60 log-densities"));
     let scores = csv::read(&out).unwrap();
     assert_eq!(scores.header.as_deref().unwrap(), ["row", "log_density"]);
-    let mf = DensityModel::load(&run.join("model.safetensors")).unwrap();
+    let mf = DensityModel::load(run.join("model.safetensors")).unwrap();
     let Network::F64(m) = mf.network else {
         panic!("f64")
     };

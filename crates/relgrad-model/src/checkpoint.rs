@@ -246,12 +246,25 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let m = InvertibleMlp::<f32>::identity(3, 2, Activation::default(), BaseDensity::Normal, true)
-            .unwrap();
+        let m =
+            InvertibleMlp::<f32>::identity(3, 2, Activation::default(), BaseDensity::Normal, true)
+                .unwrap();
         let history = History {
             epochs: vec![
-                EpochMetrics { epoch: 0, train_ll: Some(-1.5), val_ll: None, seconds: 0.0, steps: 0 },
-                EpochMetrics { epoch: 1, train_ll: Some(f64::NAN), val_ll: Some(-0.1), seconds: 0.25, steps: 7 },
+                EpochMetrics {
+                    epoch: 0,
+                    train_ll: Some(-1.5),
+                    val_ll: None,
+                    seconds: 0.0,
+                    steps: 0,
+                },
+                EpochMetrics {
+                    epoch: 1,
+                    train_ll: Some(f64::NAN),
+                    val_ll: Some(-0.1),
+                    seconds: 0.25,
+                    steps: 7,
+                },
             ],
             best_epoch: 0,
             stopped_early: true,
@@ -259,7 +272,13 @@ mod tests {
         let c = Checkpoint {
             run: json!({"a": 1}),
             current: m.clone(),
-            state: TrainerState { steps: 42, m: vec![vec![1.0, 2.0], vec![3.0]], v: vec![], best: m, history },
+            state: TrainerState {
+                steps: 42,
+                m: vec![vec![1.0, 2.0], vec![3.0]],
+                v: vec![],
+                best: m,
+                history,
+            },
         };
         let back = Checkpoint::<f32>::from_bytes(&c.to_bytes().unwrap()).unwrap();
         assert_eq!(back.current, c.current);

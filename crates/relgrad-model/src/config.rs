@@ -163,7 +163,9 @@ impl FitConfig {
         }
         if let Some(l) = self.levels {
             if !(2..=MAX_LEVELS).contains(&l) {
-                return cfg(format!("the levels must be from 2 to {MAX_LEVELS}, got {l}"));
+                return cfg(format!(
+                    "the levels must be from 2 to {MAX_LEVELS}, got {l}"
+                ));
             }
         }
         if let Start::Data { shift } = self.start {
@@ -212,8 +214,13 @@ impl FitConfig {
         let activation = Activation::from_name(&act, alpha)
             .ok_or_else(|| bad("activation", &v["activation"], "an activation's name"))?;
         let base = s("base", "normal")?;
-        let base = BaseDensity::from_name(&base)
-            .ok_or_else(|| bad("base", &v["base"], "\"normal\", \"laplace\" or \"logistic\""))?;
+        let base = BaseDensity::from_name(&base).ok_or_else(|| {
+            bad(
+                "base",
+                &v["base"],
+                "\"normal\", \"laplace\" or \"logistic\"",
+            )
+        })?;
         let o = &v["optimizer"];
         let optimizer = match o["name"].as_str() {
             None if o.is_null() => d.optimizer,
@@ -227,7 +234,13 @@ impl FitConfig {
                 beta2: f64_or(o, "beta2", 0.999)?,
                 eps: f64_or(o, "eps", 1e-8)?,
             },
-            _ => return Err(bad("optimizer", o, "{\"name\": \"sgd\" or \"adam\", \"lr\": ...}")),
+            _ => {
+                return Err(bad(
+                    "optimizer",
+                    o,
+                    "{\"name\": \"sgd\" or \"adam\", \"lr\": ...}",
+                ))
+            }
         };
         let i = &v["init"];
         let start = match i["kind"].as_str() {
@@ -238,7 +251,13 @@ impl FitConfig {
             Some("orthogonal") => Start::Orthogonal,
             Some("identity") => Start::Identity,
             Some("model") => Start::Data { shift: 0.0 },
-            _ => return Err(bad("init", i, "{\"kind\": \"data\", \"orthogonal\", \"identity\" or \"model\"}")),
+            _ => {
+                return Err(bad(
+                    "init",
+                    i,
+                    "{\"kind\": \"data\", \"orthogonal\", \"identity\" or \"model\"}",
+                ))
+            }
         };
         let precision = s("precision", "f32")?;
         let config = Self {
@@ -269,7 +288,9 @@ impl FitConfig {
             seed: u64_or(v, "seed", 0)?,
             shuffle: match &v["shuffle"] {
                 Value::Null => true,
-                x => x.as_bool().ok_or_else(|| bad("shuffle", x, "true or false"))?,
+                x => x
+                    .as_bool()
+                    .ok_or_else(|| bad("shuffle", x, "true or false"))?,
             },
             gradient: match s("gradient", "relative")?.as_str() {
                 "relative" => GradientKind::Relative,
@@ -281,7 +302,9 @@ impl FitConfig {
             train_eval_rows: d.train_eval_rows,
             run_info: Value::Null,
         };
-        config.validate().map_err(|e| Error::invalid(e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(config)
     }
 }
@@ -318,10 +341,34 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         for (c, needle) in [
-            (FitConfig { n_layers: 0, ..FitConfig::default() }, "number of layers"),
-            (FitConfig { batch_size: 0, ..FitConfig::default() }, "batch size"),
-            (FitConfig { optimizer: Optimizer::sgd(-1.0), ..FitConfig::default() }, "learning rate"),
-            (FitConfig { levels: Some(1), ..FitConfig::default() }, "levels"),
+            (
+                FitConfig {
+                    n_layers: 0,
+                    ..FitConfig::default()
+                },
+                "number of layers",
+            ),
+            (
+                FitConfig {
+                    batch_size: 0,
+                    ..FitConfig::default()
+                },
+                "batch size",
+            ),
+            (
+                FitConfig {
+                    optimizer: Optimizer::sgd(-1.0),
+                    ..FitConfig::default()
+                },
+                "learning rate",
+            ),
+            (
+                FitConfig {
+                    levels: Some(1),
+                    ..FitConfig::default()
+                },
+                "levels",
+            ),
         ] {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(needle), "{e} lacks {needle}");

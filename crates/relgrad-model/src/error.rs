@@ -56,7 +56,9 @@ pub enum Error {
         levels: u32,
     },
     /// The data's number of columns does not match the model.
-    #[error("dimension mismatch: the model has dimension {expected}, the data has {found} columns")]
+    #[error(
+        "dimension mismatch: the model has dimension {expected}, the data has {found} columns"
+    )]
     Columns {
         /// The model's dimension.
         expected: usize,

@@ -16,8 +16,8 @@ use std::time::Instant;
 use relgrad_core::gaussian::Gaussian;
 use relgrad_core::init::Architecture;
 use relgrad_core::{
-    Backend, EpochMetrics, Error as CoreError, Flow, History, Init, InvertibleMlp, Mat, MatRef,
-    Scalar, TrainConfig, TrainEvent, Trainer,
+    Backend, Error as CoreError, Flow, History, Init, InvertibleMlp, Mat, MatRef, Scalar,
+    TrainConfig, TrainEvent, Trainer,
 };
 use serde_json::{json, Value};
 
@@ -25,50 +25,12 @@ use crate::checkpoint::{AnyCheckpoint, Checkpoint};
 use crate::config::{FitConfig, Start};
 use crate::error::{Error, Result};
 use crate::evaluation::{quantiles, Evaluation, QUANTILE_LEVELS};
+use crate::fingerprint::Fingerprint;
+use crate::hooks::FitHooks;
 use crate::model::DensityModel;
 use crate::network::{ModelBackend, Network, Precision};
 use crate::preprocess::{check_finite, Preprocess, Transformed};
 use crate::split::{noise_seed, Part};
-
-/// What a fit reports as it goes, and where it may stop or checkpoint. Every method has
-/// a default that does nothing, so `&mut ()` is a silent fit.
-pub trait FitHooks {
-    /// After every optimizer step of `rows` rows in `epoch` (1-based). Return
-    /// [`Flow::Stop`] to cancel (for example on Ctrl-C): the fit then ends with
-    /// [`Stop::Cancelled`] and the best parameters so far.
-    fn step(&mut self, epoch: usize, rows: usize) -> Flow {
-        let _ = (epoch, rows);
-        Flow::Continue
-    }
-    /// After every evaluated epoch (epoch 0 is the start). [`Flow::Stop`] cancels after
-    /// this epoch's checkpoint.
-    fn epoch(&mut self, metrics: &EpochMetrics) -> Flow {
-        let _ = metrics;
-        Flow::Continue
-    }
-    /// Whether [`FitHooks::checkpoint`] should be called (making a checkpoint copies the
-    /// parameters and optimizer state once per epoch).
-    fn wants_checkpoints(&self) -> bool {
-        false
-    }
-    /// The checkpoint of every completed epoch, to be saved (see [`Checkpoint::save`]).
-    fn checkpoint<T: Scalar>(&mut self, checkpoint: &Checkpoint<T>) -> Result<()> {
-        let _ = checkpoint;
-        Ok(())
-    }
-}
-
-impl FitHooks for () {}
-
-/// Hooks from a closure called after every epoch with its metrics (return
-/// [`Flow::Stop`] to stop).
-pub struct OnEpoch<F>(pub F);
-
-impl<F: FnMut(&EpochMetrics) -> Flow> FitHooks for OnEpoch<F> {
-    fn epoch(&mut self, metrics: &EpochMetrics) -> Flow {
-        (self.0)(metrics)
-    }
-}
 
 /// Why a fit ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,47 +71,6 @@ pub struct Fitted {
     pub val: Option<Evaluation>,
     /// Wall-clock seconds of the whole fit.
     pub seconds: f64,
-}
-
-/// Size and content hash of the training rows a run trained on, recorded in checkpoints
-/// so that a resumed run refuses different data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Rows.
-    pub rows: usize,
-    /// Columns.
-    pub cols: usize,
-    /// FNV-1a hash of the values' bits, row by row.
-    pub hash: u64,
-}
-
-impl Fingerprint {
-    /// The fingerprint of `x`.
-    pub fn of(x: MatRef<'_, f64>) -> Self {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for i in 0..x.rows() {
-            for v in x.row(i) {
-                for b in v.to_bits().to_le_bytes() {
-                    h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-                }
-            }
-        }
-        Self {
-            rows: x.rows(),
-            cols: x.cols(),
-            hash: h,
-        }
-    }
-
-    fn to_json(self) -> Value {
-        json!({"rows": self.rows, "cols": self.cols, "hash": format!("{:016x}", self.hash)})
-    }
-
-    fn matches(self, v: &Value) -> bool {
-        v["rows"].as_u64() == Some(self.rows as u64)
-            && v["cols"].as_u64() == Some(self.cols as u64)
-            && v["hash"].as_str() == Some(&format!("{:016x}", self.hash))
-    }
 }
 
 /// A prepared fit: settings checked, preprocessing fitted, data transformed.
@@ -347,8 +268,12 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
         let started = Instant::now();
         let resume = self.resume.take();
         let (network, history, stop) = match (self.config.precision, resume) {
-            (Precision::F32, Some(AnyCheckpoint::F32(c))) => self.train_typed::<f32>(Some(c), hooks)?,
-            (Precision::F64, Some(AnyCheckpoint::F64(c))) => self.train_typed::<f64>(Some(c), hooks)?,
+            (Precision::F32, Some(AnyCheckpoint::F32(c))) => {
+                self.train_typed::<f32>(Some(c), hooks)?
+            }
+            (Precision::F64, Some(AnyCheckpoint::F64(c))) => {
+                self.train_typed::<f64>(Some(c), hooks)?
+            }
             (Precision::F32, None) => self.train_typed::<f32>(None, hooks)?,
             (Precision::F64, None) => self.train_typed::<f64>(None, hooks)?,
             _ => unreachable!("resume sets the precision of its checkpoint"),
@@ -469,7 +394,13 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
         Ok((Network::from_mlp(&model), trainer.history().clone(), stop))
     }
 
-    fn finish(self, network: Network, history: History, stop: Stop, started: Instant) -> Result<Fitted> {
+    fn finish(
+        self,
+        network: Network,
+        history: History,
+        stop: Stop,
+        started: Instant,
+    ) -> Result<Fitted> {
         let mut training = self.config.to_json();
         if let Value::Object(o) = &mut training {
             o.remove("levels");
@@ -504,7 +435,11 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
             reference = Gaussian::fit::<f64, B>(be, self.train.x.as_ref()).ok();
             let g = reference.as_ref().map(|g| (g, "training split"));
             let lp = model.network.log_prob(be, self.train.x.as_ref())?;
-            let lp_data: Vec<f64> = lp.iter().zip(&self.train.log_jacobian).map(|(a, b)| a + b).collect();
+            let lp_data: Vec<f64> = lp
+                .iter()
+                .zip(&self.train.log_jacobian)
+                .map(|(a, b)| a + b)
+                .collect();
             model.train_quantiles = quantiles(&lp_data, &QUANTILE_LEVELS);
             train = Some(model.evaluate(be, self.raw_train, Part::Train, g)?);
             val = self

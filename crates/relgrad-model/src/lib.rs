@@ -15,7 +15,9 @@
 //! | the model file: `save`, `load`, validation | [`model_file`] |
 //! | the network in either precision | [`network`] |
 //! | preprocessing and its Jacobian | [`preprocess`] |
-//! | the fit pipeline and its hooks | [`mod@fit`] |
+//! | the fit pipeline | [`mod@fit`] |
+//! | its hooks: progress, cancellation, checkpoints | [`hooks`] |
+//! | fingerprints of the training rows (resume checks) | [`fingerprint`] |
 //! | the fit settings (the CLI's options and defaults) | [`config`] |
 //! | checkpoints | [`checkpoint`] |
 //! | seeded splits, parts and noise seeds | [`split`] |
@@ -32,7 +34,9 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod evaluation;
+pub mod fingerprint;
 pub mod fit;
+pub mod hooks;
 pub mod model;
 pub mod model_file;
 pub mod network;
@@ -45,7 +49,8 @@ pub use checkpoint::{AnyCheckpoint, Checkpoint};
 pub use config::{FitConfig, Start};
 pub use error::{Error, Result};
 pub use evaluation::{Evaluation, MeanSe};
-pub use fit::{fit, Fit, FitHooks, Fitted, OnEpoch, Stop};
+pub use fit::{fit, Fit, Fitted, Stop};
+pub use hooks::{FitHooks, OnEpoch};
 pub use model::{DensityModel, ImageShape, Scores};
 pub use network::{ModelBackend, Network, Precision};
 pub use preprocess::{Preprocess, PreprocessKind};

@@ -157,7 +157,11 @@ impl DensityModel {
     }
 
     /// The mean log-density of the rows, in the data's units (nats).
-    pub fn mean_log_likelihood<B: ModelBackend>(&self, backend: &B, x: MatRef<'_, f64>) -> Result<f64> {
+    pub fn mean_log_likelihood<B: ModelBackend>(
+        &self,
+        backend: &B,
+        x: MatRef<'_, f64>,
+    ) -> Result<f64> {
         if x.rows() == 0 {
             return Err(Error::Config("no rows to evaluate".into()));
         }
@@ -166,10 +170,15 @@ impl DensityModel {
     }
 
     /// Bits per dimension of every row (image data only): `-ln p(pixels) / (D ln 2)`.
-    pub fn bits_per_dim<B: ModelBackend>(&self, backend: &B, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
+    pub fn bits_per_dim<B: ModelBackend>(
+        &self,
+        backend: &B,
+        x: MatRef<'_, f64>,
+    ) -> Result<Vec<f64>> {
         if self.preprocess.levels().is_none() {
             return Err(Error::Config(
-                "bits per dimension are defined for image data (the logit preprocessing) only".into(),
+                "bits per dimension are defined for image data (the logit preprocessing) only"
+                    .into(),
             ));
         }
         let d = self.dim();
@@ -224,7 +233,11 @@ impl DensityModel {
 
     /// The best full-covariance Gaussian of the training rows (in the network's space,
     /// with the training part's noise): the reference every model should beat.
-    pub fn reference_gaussian<B: ModelBackend>(&self, backend: &B, train: MatRef<'_, f64>) -> Result<Gaussian> {
+    pub fn reference_gaussian<B: ModelBackend>(
+        &self,
+        backend: &B,
+        train: MatRef<'_, f64>,
+    ) -> Result<Gaussian> {
         let t = self.transform(train, Part::Train)?;
         Ok(Gaussian::fit::<f64, B>(backend, t.x.as_ref())?)
     }
@@ -266,7 +279,11 @@ impl DensityModel {
 
     /// Records the quantiles of the training rows' log-densities (data units, training
     /// noise), which [`DensityModel::threshold`] reads.
-    pub fn record_train_quantiles<B: ModelBackend>(&mut self, backend: &B, train: MatRef<'_, f64>) -> Result<()> {
+    pub fn record_train_quantiles<B: ModelBackend>(
+        &mut self,
+        backend: &B,
+        train: MatRef<'_, f64>,
+    ) -> Result<()> {
         let lp = self.log_prob_part(backend, train, Part::Train)?;
         self.train_quantiles = quantiles(&lp, &crate::evaluation::QUANTILE_LEVELS);
         Ok(())

@@ -78,9 +78,10 @@ impl DensityModel {
         Arch::of(&self.network).write(&mut meta);
         meta.insert("layout".into(), LAYOUT.into());
         meta.insert("preprocess".into(), self.preprocess.to_json().to_string());
-        let image = self.image.map_or(Value::Null, |s| {
-            json!({"height": s.height, "width": s.width})
-        });
+        let image = self.image.map_or(
+            Value::Null,
+            |s| json!({"height": s.height, "width": s.width}),
+        );
         meta.insert("image".into(), image.to_string());
         let mut training = self.training.clone();
         // The model's own seed is recorded (and read back), whatever the training JSON

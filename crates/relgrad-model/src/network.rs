@@ -74,7 +74,11 @@ fn to_t<T: Scalar>(x: MatRef<'_, f64>) -> Mat<T> {
 
 fn to_f64<T: Scalar>(m: Mat<T>) -> Mat<f64> {
     let (r, c) = (m.rows(), m.cols());
-    Mat::from_vec(r, c, m.into_vec().into_iter().map(|v| v.to_f64c()).collect())
+    Mat::from_vec(
+        r,
+        c,
+        m.into_vec().into_iter().map(|v| v.to_f64c()).collect(),
+    )
 }
 
 impl Network {

@@ -286,8 +286,8 @@ impl Preprocess {
             }
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown preprocessing {other:?}, expected \"none\", \"standardize\" or \"logit\""
-                )))
+                "unknown preprocessing {other:?}, expected \"none\", \"standardize\" or \"logit\""
+            )))
             }
         })
     }
@@ -506,6 +506,9 @@ mod tests {
     fn non_finite_input_is_named_from_one() {
         let x = Mat::from_vec(2, 2, vec![0.0, 1.0, 2.0, f64::INFINITY]);
         let e = check_finite(x.as_ref()).unwrap_err().to_string();
-        assert!(e.contains("row 2, column 2 is not a finite number (inf)"), "{e}");
+        assert!(
+            e.contains("row 2, column 2 is not a finite number (inf)"),
+            "{e}"
+        );
     }
 }

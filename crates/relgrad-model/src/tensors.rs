@@ -69,13 +69,19 @@ impl View for &OwnedTensor {
 }
 
 /// Serialises named tensors and metadata into safetensors bytes.
-pub fn serialize(tensors: &[(String, OwnedTensor)], meta: HashMap<String, String>) -> Result<Vec<u8>> {
+pub fn serialize(
+    tensors: &[(String, OwnedTensor)],
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     safetensors::serialize(tensors.iter().map(|(n, t)| (n.clone(), t)), Some(meta))
         .map_err(|e| Error::invalid(format!("serialising safetensors: {e}")))
 }
 
 /// The tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of a network.
-pub fn mlp_tensors<T: Scalar>(prefix: &str, model: &InvertibleMlp<T>) -> Vec<(String, OwnedTensor)> {
+pub fn mlp_tensors<T: Scalar>(
+    prefix: &str,
+    model: &InvertibleMlp<T>,
+) -> Vec<(String, OwnedTensor)> {
     let d = model.dim();
     let mut out = Vec::with_capacity(2 * model.n_layers());
     for (i, l) in model.layers().iter().enumerate() {
@@ -277,7 +283,9 @@ impl Arch {
             .ok()
             .filter(|a: &f64| a.is_finite())
             .ok_or_else(|| {
-                Error::invalid(format!("metadata \"alpha\" is {alpha_s:?}, expected a finite number"))
+                Error::invalid(format!(
+                    "metadata \"alpha\" is {alpha_s:?}, expected a finite number"
+                ))
             })?;
         let act = f.get("activation")?;
         let activation = Activation::from_name(act, alpha).ok_or_else(|| {
@@ -305,7 +313,9 @@ impl Arch {
         };
         let p = f.get("precision")?;
         let precision = Precision::from_name(p).ok_or_else(|| {
-            Error::invalid(format!("metadata \"precision\" is {p:?}, expected \"f32\" or \"f64\""))
+            Error::invalid(format!(
+                "metadata \"precision\" is {p:?}, expected \"f32\" or \"f64\""
+            ))
         })?;
         Ok(Self {
             dim,
@@ -342,7 +352,11 @@ impl Arch {
         let d = self.dim;
         let mut layers = Vec::with_capacity(self.n_layers.min(f.st.len()));
         for i in 0..self.n_layers {
-            let w = f.floats(&format!("{prefix}layers.{i}.weight"), &[d, d], self.precision)?;
+            let w = f.floats(
+                &format!("{prefix}layers.{i}.weight"),
+                &[d, d],
+                self.precision,
+            )?;
             let b = f.floats(&format!("{prefix}layers.{i}.bias"), &[d], self.precision)?;
             layers.push(Layer {
                 weight: Mat::from_vec(d, d, w.into_iter().map(T::from_f64c).collect()),

@@ -45,13 +45,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
             )
         }
     };
-    let ev = scored.evaluate(
-        &be,
-        sel.table.as_mat(),
-        sel.part.into(),
-        gaussian.as_ref().map(|g| (g, fitted_on)),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", sel.what))?;
+    let ev = scored
+        .evaluate(
+            &be,
+            sel.table.as_mat(),
+            sel.part.into(),
+            gaussian.as_ref().map(|g| (g, fitted_on)),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", sel.what))?;
 
     if args.json {
         let mut v = ev.to_json();

@@ -155,7 +155,10 @@ impl FitHooks for RunHooks {
 
     fn checkpoint<T: Scalar>(&mut self, c: &Checkpoint<T>) -> ModelResult<()> {
         c.save(self.out.join(checkpoint::FILE_NAME))?;
-        write_atomic(&self.out.join("metrics.csv"), metrics_csv(&c.state.history).as_bytes())
-            .map_err(|e| relgrad::model::Error::Hook(e.into()))
+        write_atomic(
+            &self.out.join("metrics.csv"),
+            metrics_csv(&c.state.history).as_bytes(),
+        )
+        .map_err(|e| relgrad::model::Error::Hook(e.into()))
     }
 }

@@ -48,7 +48,11 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
     if !out.exists() {
         return Ok(());
     }
-    ensure!(out.is_dir(), "{} exists and is not a directory", out.display());
+    ensure!(
+        out.is_dir(),
+        "{} exists and is not a directory",
+        out.display()
+    );
     let non_empty = std::fs::read_dir(out)
         .with_context(|| format!("cannot read {}", out.display()))?
         .next()
@@ -130,27 +134,55 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
         Some(dir) => settings::resume(&args, dir, explicit)?,
         None => settings::new_run(&args, explicit)?,
     };
-    if let (Job::New { out: Some(out), force, .. }, None) = (&job, &args.resume) {
+    if let (
+        Job::New {
+            out: Some(out),
+            force,
+            ..
+        },
+        None,
+    ) = (&job, &args.resume)
+    {
         prepare_out_dir(out, *force)?;
     }
     let splits = load_splits(&data)?;
     let desc = data.source.describe();
-    if let Job::New { init_path: Some(p), config, .. } = &job {
+    if let Job::New {
+        init_path: Some(p),
+        config,
+        ..
+    } = &job
+    {
         if let relgrad::model::Start::Model(m) = &config.start {
-            super::check_dims(splits.train.table.cols, m.dim(), &format!("the training data, {desc}"), p)?;
+            super::check_dims(
+                splits.train.table.cols,
+                m.dim(),
+                &format!("the training data, {desc}"),
+                p,
+            )?;
         }
     }
     let be = backend(args.threads);
-    let (train, val) = (splits.train.table.as_mat(), splits.val.as_ref().map(|v| v.as_mat()));
+    let (train, val) = (
+        splits.train.table.as_mat(),
+        splits.val.as_ref().map(|v| v.as_mat()),
+    );
     let (fit, out) = match job {
-        Job::New { config, out, force, .. } => {
+        Job::New {
+            config, out, force, ..
+        } => {
             let levels = config.levels.or(splits.train.levels);
             ensure!(
                 levels.is_some() || config.preprocess != relgrad::model::PreprocessKind::Logit,
                 "--preprocess logit needs integer pixel data with known levels: pass --levels (e.g. 256 for 8-bit images)"
             );
-            let fit = Fit::new(&be, relgrad::model::FitConfig { levels, ..*config }, train, val)
-                .map_err(|e| anyhow!("{e}"))?;
+            let fit = Fit::new(
+                &be,
+                relgrad::model::FitConfig { levels, ..*config },
+                train,
+                val,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
             let out = match out {
                 Some(o) => o,
                 None => {
@@ -161,13 +193,18 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
             };
             (fit, out)
         }
-        Job::Resume { dir, checkpoint, epochs } => (
+        Job::Resume {
+            dir,
+            checkpoint,
+            epochs,
+        } => (
             Fit::resume(&be, *checkpoint, train, val, epochs)
                 .map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?,
             dir,
         ),
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating the run directory {}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating the run directory {}", out.display()))?;
     let constant = fit.constant_columns();
     let c = fit.config();
     if !args.quiet {

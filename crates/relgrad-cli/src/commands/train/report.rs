@@ -39,7 +39,10 @@ fn square_image(cols: usize, pre: &Preprocess) -> Option<ImageShape> {
 
 /// Evaluates the test rows, writes the model file and the figures; returns the model
 /// with its final metadata and the evaluation of the test rows.
-pub fn save_model(ctx: &RunOutput<'_>, fitted: &Fitted) -> Result<(DensityModel, Option<Evaluation>)> {
+pub fn save_model(
+    ctx: &RunOutput<'_>,
+    fitted: &Fitted,
+) -> Result<(DensityModel, Option<Evaluation>)> {
     let be = backend(ctx.threads);
     let mut model = fitted.model.clone();
     let g = fitted.reference.as_ref().map(|g| (g, "training split"));
@@ -50,7 +53,11 @@ pub fn save_model(ctx: &RunOutput<'_>, fitted: &Fitted) -> Result<(DensityModel,
         .map(|t| model.evaluate(&be, t.as_mat(), Part::Test, g))
         .transpose()?;
     let cols = ctx.splits.train.table.cols;
-    model.image = ctx.splits.train.image.or_else(|| square_image(cols, &model.preprocess));
+    model.image = ctx
+        .splits
+        .train
+        .image
+        .or_else(|| square_image(cols, &model.preprocess));
     model.data = json!({
         "source": ctx.data.source.to_json(),
         "split": ctx.data.split.to_json(),
@@ -77,11 +84,18 @@ pub fn figures(ctx: &RunOutput<'_>, model: &DensityModel, fitted: &Fitted) {
         }
     };
     let h = &fitted.history;
-    let points: Vec<_> = h.epochs.iter().map(|m| (m.epoch, m.train_ll, m.val_ll)).collect();
+    let points: Vec<_> = h
+        .epochs
+        .iter()
+        .map(|m| (m.epoch, m.train_ll, m.val_ll))
+        .collect();
     let name = ctx.data.source.short_name();
     warn(plots::learning_curve(
         &ctx.out.join("curve.png"),
-        &format!("{name}: mean log-likelihood ({})", model.preprocess.space_name()),
+        &format!(
+            "{name}: mean log-likelihood ({})",
+            model.preprocess.space_name()
+        ),
         &points,
         h.best_epoch,
     ));
@@ -107,7 +121,13 @@ pub fn figures(ctx: &RunOutput<'_>, model: &DensityModel, fitted: &Fitted) {
 }
 
 /// The summary printed at the end of a run.
-pub fn summary(ctx: &RunOutput<'_>, model: &DensityModel, fitted: &Fitted, test: Option<&Evaluation>, seconds: f64) -> String {
+pub fn summary(
+    ctx: &RunOutput<'_>,
+    model: &DensityModel,
+    fitted: &Fitted,
+    test: Option<&Evaluation>,
+    seconds: f64,
+) -> String {
     let space = model.preprocess.space_name();
     let ev_train = fitted.train.as_ref();
     let ev_val = fitted.val.as_ref();

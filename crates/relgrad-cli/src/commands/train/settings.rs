@@ -12,7 +12,9 @@ use relgrad::{Activation, BaseDensity, GradientKind, Optimizer};
 use serde_json::{json, Value};
 
 use crate::checkpoint;
-use crate::cli::{ActivationArg, BaseArg, GradientArg, InitScheme, OptimizerArg, PrecisionArg, TrainArgs};
+use crate::cli::{
+    ActivationArg, BaseArg, GradientArg, InitScheme, OptimizerArg, PrecisionArg, TrainArgs,
+};
 use crate::data::{Source, SplitSpec};
 
 /// Where the rows come from and how they are split (recorded in checkpoints and model
@@ -70,7 +72,11 @@ fn activation_of(a: ActivationArg, alpha: f64) -> Result<Activation> {
 }
 
 /// A resumed run: the data spec and the checkpoint of `dir`.
-pub fn resume(args: &TrainArgs, dir: &Path, explicit: &BTreeSet<String>) -> Result<(DataSpec, Job)> {
+pub fn resume(
+    args: &TrainArgs,
+    dir: &Path,
+    explicit: &BTreeSet<String>,
+) -> Result<(DataSpec, Job)> {
     let bad: Vec<String> = explicit
         .iter()
         .filter(|id| !RESUMABLE.contains(&id.as_str()))
@@ -192,14 +198,26 @@ fn init_from_model(
     let (path, mf) = super::super::load_model(path).context("--init")?;
     let net = &mf.network;
     for (flag, given, ours) in [
-        ("layers", args.layers.to_string(), net.n_layers().to_string()),
-        ("activation", config.activation.name().to_string(), net.activation().name().to_string()),
+        (
+            "layers",
+            args.layers.to_string(),
+            net.n_layers().to_string(),
+        ),
+        (
+            "activation",
+            config.activation.name().to_string(),
+            net.activation().name().to_string(),
+        ),
         (
             "alpha",
             format!("{}", config.activation.parameter()),
             format!("{}", net.activation().parameter()),
         ),
-        ("base", config.base.name().to_string(), net.base().name().to_string()),
+        (
+            "base",
+            config.base.name().to_string(),
+            net.base().name().to_string(),
+        ),
     ] {
         ensure!(
             !explicit.contains(flag) || given == ours,
