@@ -22,7 +22,7 @@
 //! | `data` | JSON: the data source, split and row counts |
 //! | `training` | JSON: the settings of the run (its `seed` seeds the dequantisation noise) |
 //! | `metrics` | JSON: final log-likelihoods and the Gaussian reference |
-//! | `train_log_prob_quantiles` | JSON `[[q, log_density], ...]`: quantiles of the training rows' log-densities in the data's units (optional; added in 0.1 without a version change, older readers ignore it) |
+//! | `train_log_prob_quantiles` | JSON `[[q, log_density], ...]`: quantiles of the training rows' log-densities in the data's units (optional: added without a version change, so older readers ignore it and files without it still load) |
 //! | `relgrad_version` | the writer's version |
 //!
 //! Loading checks everything before use and names what is wrong: the header's size, the
