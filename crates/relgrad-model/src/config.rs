@@ -194,6 +194,7 @@ impl FitConfig {
             "shuffle": self.shuffle,
             "gradient": self.gradient.name(),
             "precision": self.precision.name(),
+            "train_eval_rows": self.train_eval_rows,
         })
     }
 
@@ -226,7 +227,7 @@ impl FitConfig {
             None if o.is_null() => d.optimizer,
             Some("sgd") => Optimizer::Sgd {
                 lr: f64_or(o, "lr", 3e-4)?,
-                momentum: f64_or(o, "momentum", 0.0)?,
+                momentum: f64_or(o, "momentum", 0.9)?,
             },
             Some("adam") => Optimizer::Adam {
                 lr: f64_or(o, "lr", 3e-4)?,
@@ -299,7 +300,9 @@ impl FitConfig {
             },
             precision: Precision::from_name(&precision)
                 .ok_or_else(|| bad("precision", &v["precision"], "\"f32\" or \"f64\""))?,
-            train_eval_rows: d.train_eval_rows,
+            // Recorded so that a resumed run evaluates (and, without validation rows,
+            // picks its best epoch on) the same training rows.
+            train_eval_rows: u64_or(v, "train_eval_rows", d.train_eval_rows as u64)? as usize,
             run_info: Value::Null,
         };
         config

@@ -90,6 +90,8 @@ impl DensityModel {
             o.insert("seed".into(), self.seed.into());
         } else if training.is_null() {
             training = json!({ "seed": self.seed });
+        } else {
+            training = json!({ "seed": self.seed, "value": training });
         }
         meta.insert("data".into(), self.data.to_string());
         meta.insert("training".into(), training.to_string());
@@ -153,6 +155,7 @@ impl DensityModel {
             ),
         )?;
         let network = arch.read_network(&f, "")?;
+        f.get("preprocess")?;
         let preprocess = Preprocess::from_json(&f.get_json("preprocess")?)
             .map_err(|e| Error::invalid(format!("metadata \"preprocess\": {e}")))?;
         preprocess
