@@ -1,0 +1,170 @@
+//! Models across the boundary: `(weights, biases, meta)` from Python becomes a validated
+//! `relgrad::model::DensityModel` (through the model file's own reader, so Python gets the
+//! same checks as a file), and back.
+
+use std::collections::HashMap;
+
+use numpy::PyArray1;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use relgrad::model::model_file::{FORMAT, FORMAT_VERSION};
+use relgrad::model::tensors::{serialize, OwnedTensor};
+use relgrad::model::{DensityModel, Network, Precision};
+use relgrad::{InvertibleMlp, Scalar};
+use serde_json::{json, Value};
+
+use crate::arrays::{matrix, rows, vector};
+use crate::errors::to_py;
+
+/// Parses a JSON object string.
+pub fn parse_json(s: &str, what: &str) -> PyResult<Value> {
+    let v: Value = serde_json::from_str(s)
+        .map_err(|e| PyValueError::new_err(format!("{what} is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a JSON object"
+        )));
+    }
+    Ok(v)
+}
+
+fn meta_str(v: &Value, key: &str, default: &str) -> String {
+    match &v[key] {
+        Value::Null => default.to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Builds and validates a model from Python's weights, biases and meta JSON.
+pub fn model_from_py(
+    weights: &Bound<'_, PyAny>,
+    biases: &Bound<'_, PyAny>,
+    meta: &str,
+) -> PyResult<DensityModel> {
+    let meta = parse_json(meta, "meta")?;
+    let weights: Vec<Bound<'_, PyAny>> = weights.extract()?;
+    let biases: Vec<Bound<'_, PyAny>> = biases.extract()?;
+    if weights.is_empty() || weights.len() != biases.len() {
+        return Err(PyValueError::new_err(format!(
+            "expected one bias per weight and at least one layer, got {} weights and {} biases",
+            weights.len(),
+            biases.len()
+        )));
+    }
+    let precision = meta_str(&meta, "precision", "f64");
+    let p = Precision::from_name(&precision).unwrap_or(Precision::F64);
+    let mut tensors = Vec::with_capacity(2 * weights.len());
+    let mut dim = 0;
+    for (i, (w, b)) in weights.iter().zip(&biases).enumerate() {
+        let w = rows(w, &format!("weights[{i}]"))?;
+        let w = w.view();
+        let b = vector(b, &format!("biases[{i}]"))?;
+        dim = w.rows();
+        let wv: Vec<f64> = (0..w.rows()).flat_map(|r| w.row(r).to_vec()).collect();
+        let shape = vec![w.rows(), w.cols()];
+        let (wt, bt) = match p {
+            Precision::F32 => (
+                OwnedTensor::from_scalars::<f32>(
+                    shape,
+                    &wv.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                ),
+                OwnedTensor::from_scalars::<f32>(
+                    vec![b.len()],
+                    &b.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                ),
+            ),
+            Precision::F64 => (
+                OwnedTensor::from_scalars::<f64>(shape, &wv),
+                OwnedTensor::from_scalars::<f64>(vec![b.len()], &b),
+            ),
+        };
+        tensors.push((format!("layers.{i}.weight"), wt));
+        tensors.push((format!("layers.{i}.bias"), bt));
+    }
+    let mut m: HashMap<String, String> = HashMap::new();
+    m.insert("format".into(), FORMAT.into());
+    m.insert("format_version".into(), FORMAT_VERSION.into());
+    m.insert("dim".into(), dim.to_string());
+    m.insert("n_layers".into(), weights.len().to_string());
+    m.insert(
+        "activation".into(),
+        meta_str(&meta, "activation", "smooth-leaky-relu"),
+    );
+    m.insert("alpha".into(), meta_str(&meta, "alpha", "0.01"));
+    m.insert("base".into(), meta_str(&meta, "base", "normal"));
+    m.insert("use_bias".into(), meta_str(&meta, "use_bias", "true"));
+    m.insert("precision".into(), precision);
+    let pre = match &meta["preprocess"] {
+        Value::Null => json!({"kind": "none"}),
+        v => v.clone(),
+    };
+    m.insert("preprocess".into(), pre.to_string());
+    m.insert("image".into(), meta["image"].to_string());
+    let mut training = match &meta["training"] {
+        Value::Object(o) => Value::Object(o.clone()),
+        _ => json!({}),
+    };
+    if !meta["seed"].is_null() {
+        training["seed"] = meta["seed"].clone();
+    }
+    m.insert("training".into(), training.to_string());
+    m.insert("data".into(), meta["data"].to_string());
+    m.insert("metrics".into(), meta["metrics"].to_string());
+    if !meta["train_log_prob_quantiles"].is_null() {
+        m.insert(
+            "train_log_prob_quantiles".into(),
+            meta["train_log_prob_quantiles"].to_string(),
+        );
+    }
+    let bytes = serialize(&tensors, m).map_err(to_py)?;
+    DensityModel::from_bytes(&bytes).map_err(to_py)
+}
+
+/// The meta JSON of a model (see the module stub `_relgrad.pyi`).
+pub fn meta_of(m: &DensityModel) -> String {
+    let net = &m.network;
+    json!({
+        "activation": net.activation().name(),
+        "alpha": net.activation().parameter(),
+        "base": net.base().name(),
+        "use_bias": net.use_bias(),
+        "precision": net.precision().name(),
+        "preprocess": m.preprocess.to_json(),
+        "seed": m.seed,
+        "train_log_prob_quantiles": m.train_quantiles.as_ref().map(|q| q.iter().map(|&(a, b)| [a, b]).collect::<Vec<_>>()),
+        "image": m.image.map(|s| json!({"height": s.height, "width": s.width})),
+        "training": m.training,
+        "data": m.data,
+        "metrics": m.metrics,
+    })
+    .to_string()
+}
+
+/// Weights and biases as NumPy arrays.
+pub type Parameters<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>);
+
+fn layers_of<'py, T: Scalar + numpy::Element>(
+    py: Python<'py>,
+    m: &InvertibleMlp<T>,
+) -> PyResult<Parameters<'py>> {
+    let mut ws = Vec::with_capacity(m.n_layers());
+    let mut bs = Vec::with_capacity(m.n_layers());
+    for l in m.layers() {
+        ws.push(matrix(py, l.weight.clone())?.into_any());
+        bs.push(PyArray1::from_vec(py, l.bias.clone()).into_any());
+    }
+    Ok((ws, bs))
+}
+
+/// A model's weights and biases as NumPy arrays of its precision.
+#[allow(clippy::type_complexity)]
+pub fn parameters_of<'py>(
+    py: Python<'py>,
+    m: &DensityModel,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>)> {
+    match &m.network {
+        Network::F32(n) => layers_of(py, n),
+        Network::F64(n) => layers_of(py, n),
+    }
+}

@@ -1,0 +1,566 @@
+"""The scikit-learn estimator :class:`Flow` and :func:`load`."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+import sklearn
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from . import _relgrad
+from ._config import (
+    RandomStateLike,
+    check_params,
+    fit_config,
+    params_from_meta,
+    record_settings,
+    seed_of,
+    stop_reason_from_training,
+)
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _validate_data = None
+
+_SKLEARN_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit())
+# `force_all_finite` was renamed `ensure_all_finite` in scikit-learn 1.6.
+_FINITE = "ensure_all_finite" if _SKLEARN_VERSION >= (1, 6) else "force_all_finite"
+
+ArrayLike = npt.ArrayLike
+FloatArray = npt.NDArray[np.floating]
+Callback = Callable[[int, Optional[float], Optional[float]], Optional[bool]]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _check_pixels(X: FloatArray, p: Dict[str, Any]) -> None:
+    """For the logit preprocessing, every value must be an integer pixel in
+    ``0..levels-1``: a ``ValueError`` names the first one that is not, counting rows and
+    columns of ``X`` from 1 (before the validation rows are split off)."""
+    levels = p.get("levels")
+    if levels is None or p.get("preprocess") not in ("auto", "logit"):
+        return
+    bad = ~((X >= 0) & (X <= levels - 1) & (X == np.floor(X)))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"X: row {i + 1}, column {j + 1}: expected an integer pixel value in 0..={levels - 1} "
+            f"for the logit preprocessing (levels={levels}), found {X[i, j]}"
+        )
+
+
+class Flow(DensityMixin, BaseEstimator):
+    """A deep density model trained by exact maximum likelihood with the relative gradient.
+
+    An invertible, fully connected network maps each row ``x`` to latents ``z`` with a
+    factorised base density; the log-density of ``x`` is exact (change of variables).
+    Training follows Gresele et al. (NeurIPS 2020): the relative gradient makes a step
+    cost ``O(B D^2)``, with no matrix inverse. The work is done by the Rust library
+    (``relgrad``) with the GIL released; the parameters below are ``relgrad train``'s
+    options, with the same defaults, and a model saved here is a model file of the
+    command-line tool (and the reverse).
+
+    Parameters
+    ----------
+    n_layers : int, default=2
+        Number of layers ``L``, each ``D x D`` with a bias, an activation between layers
+        (``relgrad train --layers``).
+    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear"}, default="smooth-leaky-relu"
+        Activation between layers (``--activation``).
+    alpha : float, default=0.01
+        The activation's parameter, its slope for large negative inputs (``--alpha``).
+    base : {"normal", "laplace", "logistic"}, default="normal"
+        Base density of the latents (``--base``).
+    init : {"data", "orthogonal", "identity"}, default="data"
+        Starting parameters (``--init-scheme``): ``"data"`` starts near the best
+        full-covariance Gaussian of the training rows (it needs more training rows than
+        columns, else ``fit`` raises ``ValueError``; there is no silent fallback: use
+        ``"orthogonal"`` or ``"identity"`` for such data), ``"orthogonal"`` draws random
+        orthogonal weights from the seed, ``"identity"`` starts at the identity.
+    init_shift : float, default=0.0
+        Shift of the data-dependent start, where the activations' inputs are centred
+        (``--init-shift``; only with ``init="data"``).
+    optimizer : {"sgd", "adam"}, default="sgd"
+        Optimizer (``--optimizer``). SGD with momentum keeps the relative gradient's
+        equivariance; Adam rescales each coordinate and works best with
+        ``gradient="naive"``.
+    learning_rate : float, default=3e-4
+        Learning rate (``--lr``).
+    momentum : float, default=0.9
+        Heavy-ball momentum of SGD, in ``[0, 1)`` (``--momentum``; ignored by Adam).
+    batch_size : int or "full", default=100
+        Rows per mini-batch, or ``"full"`` for the whole training set (``--batch-size``).
+    max_epochs : int, default=1000
+        Maximum number of epochs (``--epochs``).
+    n_iter_no_change : int, default=30
+        Stop after this many epochs without a better validation log-likelihood; the best
+        parameters are kept (``--look-ahead``; 0: never stop early). Without validation
+        rows the training log-likelihood decides.
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for validation, in ``[0, 1)``
+        (``--val-fraction``). The rows are chosen exactly as ``relgrad train --seed
+        SEED --test-fraction 0`` chooses them, from the same seed; 0 holds out none.
+    preprocess : {"auto", "none", "standardize", "logit"}, default="auto"
+        Preprocessing fitted on the training rows (``--preprocess``): ``"auto"`` is
+        ``"logit"`` when ``levels`` is given and ``"standardize"`` otherwise;
+        ``"standardize"`` centres and scales every column (a constant column keeps scale
+        1); ``"logit"`` dequantises integer pixels ``0 .. levels - 1`` with seeded
+        uniform noise and applies the logit.
+    levels : int or None, default=None
+        Quantisation levels of integer pixel data (17 for the 8x8 digits, 256 for 8-bit
+        images), for ``"logit"`` (``--levels``).
+    gradient : {"relative", "naive"}, default="relative"
+        The update direction (``--gradient``): the relative gradient (no inverse) or the
+        Euclidean gradient (an LU inverse per layer and step).
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the network's parameters and arithmetic (``--precision f32/f64``).
+    shuffle : bool, default=True
+        Visit the training rows in a new seeded order every epoch (``--no-shuffle``
+        turns it off).
+    n_threads : int or None, default=None
+        Threads for the matrix products; ``None`` lets the library decide
+        (``--threads auto``).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the validation split, the shuffles, the dequantisation noise and random
+        starts (``--seed``). An integer is the seed itself, so ``random_state=s`` fits
+        exactly what ``relgrad train --seed s`` fits; ``None`` is seed 0 (the CLI's
+        default), so repeated fits are identical; a ``RandomState`` (or NumPy
+        ``Generator``) instance is drawn from once per fit.
+    verbose : int, default=0
+        With ``verbose >= 1``, one line per epoch (log-likelihoods and rows/s) is printed
+        to ``sys.stdout``.
+
+    Attributes
+    ----------
+    weights_ : list of ndarray of shape (n_features_in_, n_features_in_)
+        The weight of every layer, applied to row vectors as ``y = x @ W + b``, in the
+        model's ``dtype``: the best parameters found (by validation log-likelihood).
+    biases_ : list of ndarray of shape (n_features_in_,)
+        The bias of every layer.
+    preprocess_ : dict
+        The fitted preprocessing: ``{"kind": "none"}``, ``{"kind": "standardize",
+        "mean": [...], "std": [...]}`` or ``{"kind": "logit", "levels": L, "lambda":
+        1e-6}``.
+    history_ : dict of ndarray
+        The learning curve, one entry per evaluated epoch (epoch 0 is the start):
+        ``"epoch"`` (int), ``"train_ll"`` and ``"val_ll"`` (mean log-likelihood in the
+        network's space, nats; NaN where not evaluated) and ``"seconds"`` (the epoch's
+        training time). Empty for a model read by :func:`relgrad.load` (the model file
+        does not keep the curve; ``relgrad train`` writes it to ``metrics.csv``).
+    best_epoch_ : int
+        The epoch whose parameters were kept.
+    n_epochs_ : int
+        Epochs run.
+    stop_reason_ : {"max_epochs", "early_stopped", "diverged", "cancelled"}
+        Why training stopped.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` has string column names (a pandas
+        DataFrame). Not stored in model files.
+
+    See Also
+    --------
+    relgrad.load : A fitted ``Flow`` from a model file.
+    relgrad.gradient : The update directions of a bare network, for your own loop.
+    sklearn.mixture.GaussianMixture, sklearn.neighbors.KernelDensity
+
+    Notes
+    -----
+    Fitting releases the GIL. Ctrl-C (``KeyboardInterrupt``) stops training within a
+    fraction of a second; the estimator then holds the best parameters found so far
+    before the exception propagates, as it does when a ``callback`` raises.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from relgrad import Flow
+    >>> X = np.random.default_rng(0).normal(size=(500, 3))
+    >>> flow = Flow(max_epochs=20, random_state=0).fit(X)
+    >>> flow.score_samples(X[:2]).shape
+    (2,)
+    >>> flow.sample(4, random_state=1).shape
+    (4, 3)
+    """
+
+    def __init__(
+        self,
+        n_layers: int = 2,
+        activation: str = "smooth-leaky-relu",
+        alpha: float = 0.01,
+        base: str = "normal",
+        init: str = "data",
+        init_shift: float = 0.0,
+        optimizer: str = "sgd",
+        learning_rate: float = 3e-4,
+        momentum: float = 0.9,
+        batch_size: Union[int, str] = 100,
+        max_epochs: int = 1000,
+        n_iter_no_change: int = 30,
+        validation_fraction: float = 0.1,
+        preprocess: str = "auto",
+        levels: Optional[int] = None,
+        gradient: str = "relative",
+        dtype: str = "float32",
+        shuffle: bool = True,
+        n_threads: Optional[int] = None,
+        random_state: RandomStateLike = None,
+        verbose: int = 0,
+    ) -> None:
+        self.n_layers = n_layers
+        self.activation = activation
+        self.alpha = alpha
+        self.base = base
+        self.init = init
+        self.init_shift = init_shift
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.preprocess = preprocess
+        self.levels = levels
+        self.gradient = gradient
+        self.dtype = dtype
+        self.shuffle = shuffle
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_X(self, X: ArrayLike, *, reset: bool, min_samples: int = 1) -> FloatArray:
+        """Validates rows: a finite 2-D float array (float64, or float32 kept as is) in C
+        order; ``reset=False`` also checks the columns against ``fit``'s."""
+        kwargs: Dict[str, Any] = {
+            "dtype": [np.float64, np.float32],
+            "order": "C",
+            "ensure_min_samples": min_samples,
+            _FINITE: True,
+        }
+        if _validate_data is not None:
+            checked: FloatArray = _validate_data(self, X, reset=reset, **kwargs)
+        else:  # pragma: no cover - scikit-learn < 1.6
+            checked = self._validate_data(X, reset=reset, **kwargs)
+        return checked
+
+    def _model(self) -> Tuple[List[FloatArray], List[FloatArray], str]:
+        check_is_fitted(self, ["weights_", "biases_"])
+        return self.weights_, self.biases_, self._meta
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: ArrayLike, y: Any = None, callback: Optional[Callback] = None) -> "Flow":
+        """Fit the model to the rows of ``X`` by maximum likelihood.
+
+        A fraction ``validation_fraction`` of the rows is held out, chosen from the seed
+        exactly as ``relgrad train`` chooses its validation rows; the rest are trained
+        on, and the parameters with the best validation log-likelihood are kept.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows, one sample per row, in the data's own units; finite, at least
+            2 rows (and, with ``init="data"``, more training rows than columns).
+            Integer and float32 input is accepted.
+        y : None
+            Ignored; present for API consistency.
+        callback : callable, optional
+            ``callback(epoch, train_ll, val_ll)`` is called after every epoch (epoch 0 is
+            the start) with the mean log-likelihoods in the network's space (``None``
+            when not evaluated). Returning ``False`` stops training (``stop_reason_ ==
+            "cancelled"``); an exception it raises stops training, the best parameters
+            are kept, and the exception propagates.
+
+        Returns
+        -------
+        self : Flow
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For invalid parameters or data (NaN or infinite values, a 1-D array, too few
+            rows).
+        KeyboardInterrupt
+            On Ctrl-C, after the best parameters found so far are stored.
+
+        Warns
+        -----
+        sklearn.exceptions.ConvergenceWarning
+            When training diverges (a non-finite log-likelihood or gradient); the best
+            parameters found before are kept.
+        """
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback must be callable or None, got {callback!r}")
+        p = check_params(self.get_params(deep=False))
+        X = self._check_X(X, reset=True, min_samples=2)
+        seed = seed_of(self.random_state)
+        _check_pixels(X, p)
+        n = X.shape[0]
+        n_val = _relgrad.holdout_rows(n, p["validation_fraction"])
+        if n - n_val < 2:
+            raise ValueError(
+                f"validation_fraction={p['validation_fraction']} holds out {n_val} of the {n} rows, "
+                "leaving fewer than 2 to train on; use more rows or a smaller validation_fraction"
+            )
+        if n_val > 0:
+            train, val, _ = _relgrad.split_rows(n, n_val, 0, seed)
+            x_train: FloatArray = X[np.asarray(train, dtype=np.intp)]
+            x_val: Optional[FloatArray] = X[np.asarray(val, dtype=np.intp)]
+        else:
+            x_train, x_val = X, None
+        config = fit_config(p, seed)
+        weights, biases, meta, history, stop, exc = _relgrad.fit(x_train, x_val, config, callback, min(p["verbose"], 1))
+        self._set_fitted(weights, biases, record_settings(meta, p, seed, stop), history, stop)
+        if stop == "diverged":
+            # The diverged epoch is the last one recorded (with a NaN log-likelihood).
+            epoch = int(self.history_["epoch"][-1]) if len(history) else self.n_epochs_
+            warnings.warn(
+                f"training diverged at epoch {epoch} (non-finite log-likelihood or "
+                f"gradient); the best parameters (epoch {self.best_epoch_}) were kept; try a "
+                f"lower learning_rate than {p['learning_rate']:g}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if exc is not None:
+            raise exc
+        return self
+
+    def _set_fitted(
+        self,
+        weights: Sequence[FloatArray],
+        biases: Sequence[FloatArray],
+        meta: str,
+        history: Sequence[Tuple[int, Optional[float], Optional[float], float]],
+        stop: str,
+    ) -> None:
+        """Stores a model's parameters, metadata and learning curve as fitted attributes."""
+        m = json.loads(meta)
+        training = m.get("training") if isinstance(m.get("training"), dict) else {}
+        self.weights_ = [np.asarray(w) for w in weights]
+        self.biases_ = [np.asarray(b) for b in biases]
+        self.preprocess_ = dict(m.get("preprocess") or {"kind": "none"})
+        nan = float("nan")
+        self.history_ = {
+            "epoch": np.array([h[0] for h in history], dtype=np.int64),
+            "train_ll": np.array([nan if h[1] is None else h[1] for h in history], dtype=np.float64),
+            "val_ll": np.array([nan if h[2] is None else h[2] for h in history], dtype=np.float64),
+            "seconds": np.array([h[3] for h in history], dtype=np.float64),
+        }
+        last = int(self.history_["epoch"][-1]) if len(history) else 0
+        self.best_epoch_ = int(training.get("best_epoch", last))
+        self.n_epochs_ = int(training.get("epochs_run", last))
+        self.stop_reason_ = stop
+        self._meta = meta
+
+    # ------------------------------------------------------------------ using
+
+    def score_samples(self, X: ArrayLike) -> npt.NDArray[np.float64]:
+        """Log-density of every row, in the data's own units (nats).
+
+        The density includes the preprocessing's Jacobian, so it is the density of ``X``
+        itself. For a ``"logit"`` model, the rows are dequantised with noise seeded from
+        the model's seed (the stream ``relgrad score`` uses for new data), so a score
+        depends on the row's position in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x)`` of every row.
+        """
+        w, b, meta = self._model()
+        X = self._check_X(X, reset=False)
+        return _relgrad.log_prob(w, b, meta, X, "all")
+
+    def score(self, X: ArrayLike, y: Any = None) -> float:
+        """Mean log-density of the rows of ``X`` (nats per sample).
+
+        The mean, as :meth:`sklearn.mixture.GaussianMixture.score` computes it (note that
+        :meth:`sklearn.neighbors.KernelDensity.score` is the *sum*). Higher is better, so
+        it works with :class:`~sklearn.model_selection.GridSearchCV` as is.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``mean(score_samples(X))``.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples: int = 1, random_state: RandomStateLike = None) -> npt.NDArray[np.float64]:
+        """Draw exact samples, in the data's own units.
+
+        Latents from the base density are pushed through the inverse network, then the
+        preprocessing is undone (for ``"logit"`` models: integer pixels).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            An integer seeds the generator (the samples of ``relgrad sample --seed s``);
+            ``None`` draws a seed from NumPy's global random state; a ``RandomState`` or
+            ``Generator`` is drawn from.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples. Like :meth:`sklearn.neighbors.KernelDensity.sample`, only ``X``
+            is returned (:meth:`sklearn.mixture.GaussianMixture.sample` returns ``(X,
+            y)``).
+        """
+        w, b, meta = self._model()
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        seed = seed_of(random_state, default=None)
+        return _relgrad.sample(w, b, meta, int(n_samples), seed)
+
+    def transform(self, X: ArrayLike) -> npt.NDArray[np.float64]:
+        """Map rows to their latents (preprocessing, then the network).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows in the data's units.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features)
+            The latents, distributed as the base density under the model. For
+            ``"logit"`` models the rows are dequantised first (noise as in
+            :meth:`score_samples`).
+        """
+        w, b, meta = self._model()
+        X = self._check_X(X, reset=False)
+        return _relgrad.forward(w, b, meta, X)
+
+    def fit_transform(
+        self, X: ArrayLike, y: Any = None, callback: Optional[Callback] = None
+    ) -> npt.NDArray[np.float64]:
+        """Fit the model to ``X``, then map ``X`` to its latents.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows.
+        y : None
+            Ignored; present for API consistency.
+        callback : callable, optional
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features)
+            ``self.fit(X).transform(X)``.
+        """
+        return self.fit(X, callback=callback).transform(X)
+
+    def inverse_transform(self, Z: ArrayLike) -> npt.NDArray[np.float64]:
+        """Map latents back to the data's units (the inverse network, then the
+        preprocessing undone).
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Latents.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Rows in the data's units.
+        """
+        w, b, meta = self._model()
+        z: FloatArray = check_array(
+            Z, dtype=[np.float64, np.float32], order="C", estimator=self, input_name="Z", **{_FINITE: True}
+        )
+        if z.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"Z has {z.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return _relgrad.inverse(w, b, meta, z)
+
+    def save(self, path: PathLike) -> None:
+        """Write the model file (safetensors, atomically), the format of ``relgrad train``.
+
+        The file holds the network, the preprocessing and the training settings;
+        ``relgrad eval``, ``relgrad score`` and ``relgrad sample`` read it, and
+        :func:`relgrad.load` reads it back. The learning curve and column names are not
+        stored (pickle the estimator to keep them).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write, conventionally ``*.safetensors``.
+        """
+        w, b, meta = self._model()
+        _relgrad.save(w, b, meta, os.fspath(path))
+
+    # ------------------------------------------------------------------ tags
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        # `transform` maps rows to latents; the latents are float64 whatever the input.
+        from sklearn.utils import TransformerTags
+
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64"])
+        return tags
+
+    def _more_tags(self) -> Dict[str, Any]:  # scikit-learn < 1.6
+        return {"allow_nan": False, "requires_y": False, "X_types": ["2darray"], "preserves_dtype": [np.float64]}
+
+
+def load(path: PathLike) -> Flow:
+    """Read a model file written by :meth:`Flow.save` or by ``relgrad train``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file (``model.safetensors``).
+
+    Returns
+    -------
+    flow : Flow
+        A fitted estimator. Its constructor parameters are those recorded in the file's
+        training metadata (so ``sklearn.base.clone(flow).fit(X)`` trains the same
+        recipe); ``n_threads`` and ``verbose`` are not recorded and keep their defaults,
+        and ``history_`` is empty.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    ValueError
+        When it is not a valid model file (the message names what is wrong).
+    """
+    weights, biases, meta = _relgrad.load(os.fspath(path))
+    m = json.loads(meta)
+    params = params_from_meta(m, Flow().get_params(deep=False))
+    flow = Flow(**params)
+    training = m.get("training") if isinstance(m.get("training"), dict) else {}
+    flow._set_fitted(weights, biases, meta, [], stop_reason_from_training(training))
+    flow.n_features_in_ = int(np.asarray(weights[0]).shape[0])
+    return flow

@@ -1,0 +1,393 @@
+"""The estimator: defaults, fitted attributes, the verbs, errors, callbacks, interrupts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from conftest import correlated
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import relgrad
+from relgrad import Flow, _relgrad
+
+
+def test_defaults_are_the_cli_defaults():
+    d = json.loads(_relgrad.default_config())
+    f = Flow()
+    assert f.n_layers == d["layers"]
+    assert f.activation == d["activation"]
+    assert f.alpha == d["alpha"]
+    assert f.base == d["base"]
+    assert d["init"] == {"kind": f.init, "shift": f.init_shift}
+    assert d["optimizer"] == {"name": f.optimizer, "lr": f.learning_rate, "momentum": f.momentum}
+    assert f.batch_size == d["batch_size"]
+    assert f.max_epochs == d["epochs"]
+    assert f.n_iter_no_change == d["look_ahead"]
+    assert f.random_state is None and d["seed"] == 0  # None is seed 0
+    assert f.shuffle == d["shuffle"]
+    assert f.gradient == d["gradient"]
+    assert {"float32": "f32", "float64": "f64"}[f.dtype] == d["precision"]
+    assert f.preprocess == d["preprocess"]
+    assert f.levels is None and d.get("levels") is None
+    assert f.n_threads is None and d["threads"] == 0
+    assert f.validation_fraction == 0.1  # relgrad train --val-fraction
+
+
+def test_config_json_round_trips_through_the_default_parameters():
+    from relgrad._config import check_params, fit_config
+
+    ours = json.loads(fit_config(check_params(Flow().get_params()), 0))
+    native = json.loads(_relgrad.default_config())
+    for key, value in ours.items():
+        assert native[key] == value, key
+
+
+def test_fit_sets_the_fitted_attributes(X):
+    f = Flow(max_epochs=4, n_iter_no_change=0, random_state=3)
+    assert f.fit(X) is f
+    assert f.n_features_in_ == 3
+    assert len(f.weights_) == 2 and len(f.biases_) == 2
+    assert all(w.shape == (3, 3) and w.dtype == np.float32 for w in f.weights_)
+    assert all(b.shape == (3,) and b.dtype == np.float32 for b in f.biases_)
+    assert f.preprocess_["kind"] == "standardize"
+    np.testing.assert_allclose(f.preprocess_["mean"], X.mean(axis=0), atol=0.5)
+    assert set(f.history_) == {"epoch", "train_ll", "val_ll", "seconds"}
+    np.testing.assert_array_equal(f.history_["epoch"], np.arange(5))
+    assert np.all(np.isfinite(f.history_["val_ll"]))
+    assert f.stop_reason_ == "max_epochs" and f.n_epochs_ == 4
+    assert 0 <= f.best_epoch_ <= 4
+    assert isinstance(f._meta, str) and json.loads(f._meta)["precision"] == "f32"
+    assert not hasattr(f, "feature_names_in_")
+
+
+def test_dtype_float64_and_no_validation(X):
+    f = Flow(dtype="float64", max_epochs=2, validation_fraction=0.0).fit(X)
+    assert all(w.dtype == np.float64 for w in f.weights_)
+    assert np.all(np.isnan(f.history_["val_ll"]))
+    assert np.all(np.isfinite(f.history_["train_ll"]))
+
+
+def test_verbs(X):
+    f = Flow(max_epochs=5, random_state=0).fit(X)
+    s = f.score_samples(X[:50])
+    assert s.shape == (50,) and s.dtype == np.float64 and np.all(np.isfinite(s))
+    assert f.score(X[:50]) == pytest.approx(s.mean())
+    # Subset invariance and order: a row's score does not depend on the others.
+    np.testing.assert_allclose(f.score_samples(X[10:20]), s[10:20], rtol=1e-12)
+    z = f.transform(X[:50])
+    assert z.shape == (50, 3)
+    np.testing.assert_allclose(f.inverse_transform(z), X[:50], rtol=1e-6, atol=1e-6)
+    x1 = f.sample(100, random_state=7)
+    assert x1.shape == (100, 3)
+    np.testing.assert_array_equal(x1, f.sample(100, random_state=7))
+    assert not np.array_equal(x1, f.sample(100, random_state=8))
+    rs = np.random.RandomState(0)
+    assert not np.array_equal(f.sample(3, random_state=rs), f.sample(3, random_state=rs))
+    assert f.sample().shape == (1, 3)
+    # float32 and integer input give the same scores as float64.
+    np.testing.assert_allclose(
+        f.score_samples(X[:5].astype(np.float32)), f.score_samples(X[:5].astype(np.float32).astype(np.float64))
+    )
+    assert f.score_samples(np.round(X[:5]).astype(np.int64)).shape == (5,)
+
+
+def test_fits_are_reproducible_and_seeded(X):
+    a = Flow(max_epochs=3, random_state=1).fit(X)
+    b = Flow(max_epochs=3, random_state=1).fit(X)
+    c = Flow(max_epochs=3, random_state=2).fit(X)
+    for wa, wb in zip(a.weights_, b.weights_):
+        np.testing.assert_array_equal(wa, wb)
+    assert not all(np.array_equal(wa, wc) for wa, wc in zip(a.weights_, c.weights_))
+    # A RandomState is drawn from: the same state gives the same fit.
+    d = Flow(max_epochs=3, random_state=np.random.RandomState(5)).fit(X)
+    e = Flow(max_epochs=3, random_state=np.random.RandomState(5)).fit(X)
+    np.testing.assert_array_equal(d.weights_[0], e.weights_[0])
+
+
+def test_validation_rows_are_the_cli_split(X):
+    n_val = _relgrad.holdout_rows(len(X), 0.25)
+    train, val, _ = _relgrad.split_rows(len(X), n_val, 0, 4)
+    f = Flow(max_epochs=0, validation_fraction=0.25, random_state=4).fit(X)
+    data = json.loads(f._meta)["data"]
+    assert data["rows"]["train"] == len(train) and data["rows"]["val"] == len(val) == n_val
+    # The standardisation is fitted on exactly the training rows.
+    np.testing.assert_allclose(f.preprocess_["mean"], X[train].mean(axis=0), rtol=1e-12)
+
+
+def test_other_options_fit(X):
+    for params in [
+        dict(init="orthogonal", optimizer="adam", gradient="naive", learning_rate=1e-3),
+        dict(init="identity", activation="leaky-relu", base="laplace", batch_size="full"),
+        dict(activation="tanh-linear", alpha=0.5, base="logistic", n_layers=3, shuffle=False, n_threads=1),
+        dict(preprocess="none", init_shift=0.5),
+    ]:
+        f = Flow(max_epochs=2, **params).fit(X)
+        assert np.all(np.isfinite(f.score_samples(X[:10]))), params
+        t = json.loads(f._meta)["training"]
+        assert t["layers"] == f.n_layers
+
+
+def test_logit_preprocessing_with_levels():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 17, size=(300, 4))
+    f = Flow(levels=17, max_epochs=3).fit(X)
+    assert f.preprocess_["kind"] == "logit" and f.preprocess_["levels"] == 17
+    s = f.sample(20, random_state=0)
+    assert np.all((s >= 0) & (s <= 16)) and np.array_equal(s, np.round(s))
+    assert np.all(np.isfinite(f.score_samples(X)))
+
+
+def test_feature_names_are_checked(X):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    f = Flow(max_epochs=1).fit(df)
+    np.testing.assert_array_equal(f.feature_names_in_, ["a", "b", "c"])
+    with pytest.warns(UserWarning, match="feature names"):
+        f.score_samples(X)
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda X: np.where(np.arange(len(X))[:, None] == 3, np.nan, X), "NaN"),
+        (lambda X: np.where(np.arange(len(X))[:, None] == 3, np.inf, X), "infinity"),
+        (lambda X: X[:, 0], "2D array"),
+        (lambda X: X[:1], "minimum of 2"),
+        (lambda X: X[:0], "minimum of 2"),
+        (lambda X: np.array([["a", "b", "c"]] * 5), "convert|string"),
+    ],
+)
+def test_fit_rejects_bad_data(X, bad, match):
+    with pytest.raises(ValueError, match=match):
+        Flow(max_epochs=1).fit(bad(X))
+
+
+def test_data_start_needs_enough_rows():
+    X = correlated(4, d=6)
+    with pytest.raises(ValueError):
+        Flow(max_epochs=1, validation_fraction=0).fit(X)
+    # 6 training rows for 6 columns: still too few; starts that ignore the data work.
+    with pytest.raises(ValueError, match="more rows than columns"):
+        Flow(max_epochs=1, validation_fraction=0).fit(correlated(6, d=6))
+    f = Flow(max_epochs=1, validation_fraction=0, init="identity").fit(X)
+    assert f.score_samples(X).shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_layers=0), "n_layers"),
+        (dict(activation="relu"), "activation"),
+        (dict(alpha=float("nan")), "alpha"),
+        (dict(base="cauchy"), "base"),
+        (dict(init="random"), "init"),
+        (dict(optimizer="lbfgs"), "optimizer"),
+        (dict(learning_rate=0), "learning_rate"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size="half"), "batch_size"),
+        (dict(max_epochs=-1), "max_epochs"),
+        (dict(n_iter_no_change=1.5), "n_iter_no_change"),
+        (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(preprocess="whiten"), "preprocess"),
+        (dict(levels=1), "levels"),
+        (dict(gradient="natural"), "gradient"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(n_threads=0), "n_threads"),
+        (dict(random_state=-1), "random_state"),
+        (dict(random_state="x"), "random_state"),
+    ],
+)
+def test_bad_parameters_are_named(X, params, match):
+    with pytest.raises(ValueError, match=match):
+        Flow(**params).fit(X)
+
+
+def test_wrong_number_of_columns(X):
+    f = Flow(max_epochs=1).fit(X)
+    for method in (f.score_samples, f.score, f.transform, f.inverse_transform):
+        with pytest.raises(ValueError, match="3 features"):
+            method(X[:, :2])
+
+
+def test_scoring_rejects_nan_and_1d(X):
+    f = Flow(max_epochs=1).fit(X)
+    bad = X[:5].copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        f.score_samples(bad)
+    with pytest.raises(ValueError, match="2D array"):
+        f.score_samples(X[0])
+    with pytest.raises(ValueError, match="n_samples"):
+        f.sample(0)
+
+
+def test_unfitted():
+    f = Flow()
+    for call in (
+        lambda: f.score_samples(np.zeros((2, 3))),
+        lambda: f.score(np.zeros((2, 3))),
+        lambda: f.sample(2),
+        lambda: f.transform(np.zeros((2, 3))),
+        lambda: f.inverse_transform(np.zeros((2, 3))),
+        lambda: f.save("never-written.safetensors"),
+    ):
+        with pytest.raises(NotFittedError):
+            call()
+    assert not os.path.exists("never-written.safetensors")
+
+
+# ---------------------------------------------------------------- callbacks, verbose
+
+
+def test_callback_sees_every_epoch_and_can_stop(X):
+    seen = []
+
+    def cb(epoch, train_ll, val_ll):
+        seen.append((epoch, train_ll, val_ll))
+        return epoch < 2
+
+    f = Flow(max_epochs=50, random_state=0).fit(X, callback=cb)
+    assert [e for e, _, _ in seen] == [0, 1, 2]
+    assert all(isinstance(t, float) and isinstance(v, float) for _, t, v in seen)
+    assert f.stop_reason_ == "cancelled" and f.n_epochs_ == 2
+    np.testing.assert_allclose(f.history_["val_ll"], [v for _, _, v in seen])
+    assert f.score_samples(X).shape == (400,)
+
+
+def test_callback_returning_none_continues(X):
+    f = Flow(max_epochs=3).fit(X, callback=lambda *a: None)
+    assert f.stop_reason_ == "max_epochs" and f.n_epochs_ == 3
+
+
+def test_callback_keyboard_interrupt_keeps_the_best_parameters(X):
+    def cb(epoch, train_ll, val_ll):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    f = Flow(max_epochs=100, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        f.fit(X, callback=cb)
+    assert f.n_epochs_ == 3 and f.stop_reason_ == "cancelled"
+    assert len(f.weights_) == 2 and 0 <= f.best_epoch_ <= 3
+    assert np.all(np.isfinite(f.score_samples(X)))
+    # The kept parameters are the best epoch's: its validation log-likelihood is the best.
+    assert f.history_["val_ll"][f.best_epoch_] == np.nanmax(f.history_["val_ll"])
+
+
+def test_callback_exception_propagates(X):
+    class Boom(Exception):
+        pass
+
+    def cb(epoch, train_ll, val_ll):
+        if epoch == 1:
+            raise Boom("from the callback")
+
+    f = Flow(max_epochs=10)
+    with pytest.raises(Boom, match="from the callback"):
+        f.fit(X, callback=cb)
+    assert f.n_epochs_ == 1 and hasattr(f, "weights_")
+
+
+def test_verbose_prints_one_line_per_epoch(X, capsys):
+    Flow(max_epochs=4, verbose=1).fit(X)
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 5, out  # epochs 0..4
+    Flow(max_epochs=4, verbose=0).fit(X)
+    assert capsys.readouterr().out == ""
+
+
+def test_divergence_warns_and_keeps_the_best(X):
+    f = Flow(learning_rate=1e3, max_epochs=20, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"diverged at epoch \d+") as record:
+        f.fit(X)
+    assert f.stop_reason_ == "diverged"
+    # The diverged epoch is recorded with a NaN log-likelihood and named in the warning.
+    assert np.isnan(f.history_["train_ll"][-1])
+    messages = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    assert f"diverged at epoch {f.history_['epoch'][-1]} " in messages[0]
+    assert f.best_epoch_ < f.history_["epoch"][-1]
+    assert np.all(np.isfinite(f.score_samples(X)))
+    assert all(np.all(np.isfinite(w)) for w in f.weights_)
+
+
+def test_sigint_stops_a_fit_promptly(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys, numpy as np, relgrad
+        X = np.random.default_rng(0).normal(size=(20000, 16))
+        flow = relgrad.Flow(max_epochs=100000, n_iter_no_change=0)
+        print("fitting", flush=True)
+        try:
+            flow.fit(X)
+        except KeyboardInterrupt:
+            # The best parameters found so far are kept.
+            ok = flow.stop_reason_ == "cancelled" and np.isfinite(flow.score(X[:100]))
+            print("kept", flow.n_epochs_, ok, flush=True)
+            raise
+        print("not interrupted", flush=True)
+        """
+    )
+    # The child imports the package this process tested.
+    env = dict(os.environ)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(relgrad.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    p = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        first = p.stdout.readline().strip()
+        if first != "fitting":
+            p.kill()
+            pytest.fail(f"the child did not start fitting: {first!r}\n{p.communicate()[1]}")
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "KeyboardInterrupt" in err, err
+    assert "not interrupted" not in out
+    kept = out.split()
+    assert kept[0] == "kept" and int(kept[1]) >= 1 and kept[2] == "True", out
+    assert p.returncode != 0
+    assert elapsed < 3.0, f"took {elapsed:.1f} s to stop"
+
+
+def test_pixels_out_of_range_are_named_by_their_row_in_X():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 17, size=(200, 4)).astype(float)
+    X[137, 2] = 17.0
+    with pytest.raises(ValueError, match=r"X: row 138, column 3: expected an integer pixel value in 0..=16"):
+        Flow(levels=17, max_epochs=1).fit(X)
+    X[137, 2] = 2.5
+    with pytest.raises(ValueError, match=r"row 138, column 3"):
+        Flow(levels=17, max_epochs=1).fit(X)
+    X[137, 2] = 3.0
+    assert Flow(levels=17, max_epochs=1).fit(X).preprocess_["kind"] == "logit"
+
+
+def test_verbose_above_one_prints_one_line_per_epoch(X, capsys):
+    Flow(max_epochs=2, verbose=5).fit(X)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 3
