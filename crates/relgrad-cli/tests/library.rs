@@ -34,7 +34,12 @@ fn a_model_saved_by_the_library_is_used_by_the_cli() {
     let path = dir.path().join("lib.safetensors");
     fitted.model.save(&path).unwrap();
 
-    let v = eval_json(&["eval", path.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    let v = eval_json(&[
+        "eval",
+        path.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     let lib = mean(&fitted.model.log_prob(&be, x.as_mat()).unwrap());
     let cli = v["ll_data_mean"].as_f64().unwrap();
     assert!((lib - cli).abs() < 1e-10, "library {lib} vs CLI {cli}");
@@ -46,7 +51,10 @@ fn a_model_saved_by_the_library_is_used_by_the_cli() {
         .success();
     let run = dir.path().join("run");
     relgrad()
-        .args(quick_train_args(data.to_str().unwrap(), run.to_str().unwrap()))
+        .args(quick_train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+        ))
         .args(["--init", path.to_str().unwrap(), "--precision", "f64"])
         .assert()
         .success();
@@ -64,7 +72,10 @@ fn image_models_agree_in_pixel_units_both_ways() {
         .success();
     let model = DensityModel::load(run.join("model.safetensors")).unwrap();
     assert_eq!(model.preprocess.levels(), Some(17));
-    assert!(model.threshold(0.01).is_some(), "new files record quantiles");
+    assert!(
+        model.threshold(0.01).is_some(),
+        "new files record quantiles"
+    );
     let spec = SplitSpec {
         seed: 0,
         val_fraction: 0.1,
@@ -106,8 +117,18 @@ fn the_cli_and_the_library_train_the_same_model() {
     let data = csv_data(dir.path(), "x.csv", 300, 2, 5);
     let run = dir.path().join("run");
     relgrad()
-        .args(quick_train_args(data.to_str().unwrap(), run.to_str().unwrap()))
-        .args(["--precision", "f64", "--val-fraction", "0.2", "--test-fraction", "0"])
+        .args(quick_train_args(
+            data.to_str().unwrap(),
+            run.to_str().unwrap(),
+        ))
+        .args([
+            "--precision",
+            "f64",
+            "--val-fraction",
+            "0.2",
+            "--test-fraction",
+            "0",
+        ])
         .assert()
         .success();
     let cli = DensityModel::load(run.join("model.safetensors")).unwrap();
@@ -129,9 +150,17 @@ fn the_cli_and_the_library_train_the_same_model() {
     let be = Faer::new(Threads::Auto);
     let val = s.val.as_ref().unwrap();
     let lib = relgrad::fit(&be, &config, s.train.table.as_mat(), Some(val.as_mat())).unwrap();
-    let (a, b) = (cli.network.parameters_f64(), lib.model.network.parameters_f64());
+    let (a, b) = (
+        cli.network.parameters_f64(),
+        lib.model.network.parameters_f64(),
+    );
     for ((wa, ba), (wb, bb)) in a.iter().zip(&b) {
-        for (p, q) in wa.as_slice().iter().zip(wb.as_slice()).chain(ba.iter().zip(bb)) {
+        for (p, q) in wa
+            .as_slice()
+            .iter()
+            .zip(wb.as_slice())
+            .chain(ba.iter().zip(bb))
+        {
             assert!((p - q).abs() < 1e-10, "{p} vs {q}");
         }
     }
