@@ -1,6 +1,6 @@
 //! Every instruction-set level of the elementwise kernels (baseline, AVX2 with FMA and
-//! AVX-512, as far as this CPU has them) gives the same gradients, to round-off, and each
-//! level passes the spec's exactness oracle. A test binary of its own, because the level
+//! AVX-512, as far as this CPU has them) gives the same gradients and log-densities, to
+//! round-off, and each level passes the spec's exactness oracle. A test binary of its own, because the level
 //! is a process-wide setting.
 
 mod common;
@@ -32,7 +32,7 @@ fn flat<T: Scalar>(g: &Gradient<T>) -> Vec<T> {
 }
 
 #[test]
-fn every_simd_level_gives_the_same_gradients() {
+fn every_simd_level_gives_the_same_gradients_and_log_densities() {
     let levels: Vec<SimdLevel> = [SimdLevel::Baseline, SimdLevel::Avx2Fma, SimdLevel::Avx512]
         .into_iter()
         .filter(|&l| l <= detected_simd_level())
@@ -58,9 +58,25 @@ fn every_simd_level_gives_the_same_gradients() {
                     let (model32, x32) = (model.cast::<f32>(), x.cast::<f32>());
                     // The first level's relative and naive directions, and relative in f32.
                     let mut first: Option<[Vec<f64>; 3]> = None;
+                    let mut first_lp: Option<(Vec<f64>, Vec<f32>)> = None;
                     for &level in &levels {
                         assert_eq!(cap_simd_level(level), level);
                         let (rel, naive) = directions(&model, &x);
+                        // Evaluation (sigma and ln sigma' in the vectorised kernel).
+                        let be = Faer::default();
+                        let lp = model.log_prob(&be, x.as_ref()).unwrap();
+                        let lp32 = model32.log_prob(&be, x32.as_ref()).unwrap();
+                        match &first_lp {
+                            None => first_lp = Some((lp, lp32)),
+                            Some((l0, l32)) => {
+                                let e = rel_err(&lp, l0, 1e-12);
+                                assert!(e < 1e-12, "{level:?} {case:?}: log_prob off by {e:e}");
+                                let a: Vec<f64> = lp32.iter().map(|v| v.to_f64c()).collect();
+                                let b: Vec<f64> = l32.iter().map(|v| v.to_f64c()).collect();
+                                let e = rel_err(&a, &b, 1e-3);
+                                assert!(e < 1e-5, "{level:?} {case:?}: f32 log_prob off by {e:e}");
+                            }
+                        }
                         // Spec oracle 1 at this level, layer by layer.
                         for (l, layer) in model.layers().iter().enumerate() {
                             let (rw, rb) = relative_from_euclidean(

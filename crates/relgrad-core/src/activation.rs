@@ -183,13 +183,45 @@ impl Activation {
     /// Applies the activation to `y` for evaluation: writes `h = sigma(y)` and returns
     /// `sum ln sigma'(y)` over the slice.
     pub fn forward_eval<T: Scalar>(&self, y: &[T], h: &mut [T]) -> T {
-        let mut acc = T::zero();
-        for (hi, &yi) in h.iter_mut().zip(y) {
-            let (v, d, _) = self.fused(yi);
-            *hi = v;
-            acc += d.ln();
+        let h = &mut h[..y.len()];
+        match *self {
+            // sigma' >= alpha, so for alpha well above the smallest normal number the
+            // logarithm's argument is normal and the branch-free `ln_normal` applies.
+            Activation::SmoothLeakyRelu { alpha } if alpha >= 1e-30 => vectorized(
+                #[inline(always)]
+                |fma| {
+                    const BLOCK: usize = 64;
+                    const LANES: usize = 16;
+                    let a: T = c(alpha);
+                    let mut ld = [T::zero(); BLOCK];
+                    let mut acc = [T::zero(); LANES];
+                    for (yb, hb) in y.chunks(BLOCK).zip(h.chunks_mut(BLOCK)) {
+                        let m = yb.len();
+                        for i in 0..m {
+                            let (v, d, _) = smooth_leaky_relu(fma, yb[i], a);
+                            hb[i] = v;
+                            ld[i] = T::ln_normal(d, fma);
+                        }
+                        // Lane-wise partial sums, so that the reduction vectorises too.
+                        for part in ld[..m].chunks(LANES) {
+                            for (s, &v) in acc.iter_mut().zip(part) {
+                                *s += v;
+                            }
+                        }
+                    }
+                    acc.iter().fold(T::zero(), |s, &v| s + v)
+                },
+            ),
+            _ => {
+                let mut acc = T::zero();
+                for (hi, &yi) in h.iter_mut().zip(y) {
+                    let (v, d, _) = self.fused(yi);
+                    *hi = v;
+                    acc += d.ln();
+                }
+                acc
+            }
         }
-        acc
     }
 
     /// The exact inverse `sigma^{-1}(y)`, to round-off: closed form for leaky ReLU,

@@ -45,6 +45,12 @@ pub trait Scalar:
     /// `ln(1 + u)` for `u` in `[0, 1]`, branch-free, relative error within a few units in
     /// the last place. `fma` as for [`Scalar::exp_nonpositive`].
     fn ln_1p_unit(u: Self, fma: bool) -> Self;
+
+    /// `ln x` for a positive, finite, normal `x`, branch-free: `x = m 2^k` with `m` in
+    /// `[1, 2)` read from the bits, then `k ln 2 + ln(1 + (m - 1))`. Absolute error within
+    /// a few units in the last place of `ln 2`-sized numbers. `fma` as for
+    /// [`Scalar::exp_nonpositive`].
+    fn ln_normal(x: Self, fma: bool) -> Self;
 }
 
 /// Evaluates `c[0] + c[1] x + ... + c[N-1] x^(N-1)` by Estrin's scheme: pairs
@@ -156,6 +162,20 @@ impl Scalar for f32 {
         // ln(1 + u) = u q(u) with q a degree-8 polynomial fitted on [0, 1]: no division.
         u * estrin(fma, u, LN_1P_F32)
     }
+    #[inline(always)]
+    fn ln_normal(x: f32, fma: bool) -> f32 {
+        let bits = x.to_bits();
+        let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+        // The biased exponent as a float without an int-to-float conversion: the bits
+        // 0x4b000000 | e are 2^23 + e.
+        let k = f32::from_bits(0x4b00_0000 | (bits >> 23)) - (8_388_608.0 + 127.0);
+        madd(
+            fma,
+            k,
+            core::f32::consts::LN_2,
+            Self::ln_1p_unit(m - 1.0, fma),
+        )
+    }
 }
 
 impl Scalar for f64 {
@@ -194,6 +214,21 @@ impl Scalar for f64 {
         // 2 atanh(t) = 2 t (1 + t^2/3 + t^4/5 + ...) to 19 terms.
         let t = u / (2.0 + u);
         2.0 * t * estrin(fma, t * t, ATANH_F64)
+    }
+    #[inline(always)]
+    fn ln_normal(x: f64, fma: bool) -> f64 {
+        let bits = x.to_bits();
+        let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+        // The biased exponent as a float without an int-to-float conversion (which would
+        // not vectorise without AVX-512): the bits 0x43300000_00000000 | e are 2^52 + e.
+        let k = f64::from_bits(0x4330_0000_0000_0000 | (bits >> 52))
+            - (4_503_599_627_370_496.0 + 1023.0);
+        madd(
+            fma,
+            k,
+            core::f64::consts::LN_2,
+            Self::ln_1p_unit(m - 1.0, fma),
+        )
     }
 }
 
@@ -247,6 +282,36 @@ mod tests {
             assert_eq!(f32::exp_nonpositive(0.0, fma), 1.0);
             assert_eq!(f64::ln_1p_unit(0.0, fma), 0.0);
             assert_eq!(f32::ln_1p_unit(0.0, fma), 0.0);
+        }
+    }
+
+    #[test]
+    fn ln_normal_matches_the_standard_library() {
+        for fma in [false, true] {
+            let mut worst = [0.0f64; 2];
+            for i in 0..=4000 {
+                // 1e-30 .. 1e30, densest around 1.
+                let t = (i as f64 - 2000.0) / 2000.0;
+                let x = 10f64.powf(30.0 * t * t * t.signum());
+                let scale = |l: f64| l.abs().max(1.0);
+                let e64 = (f64::ln_normal(x, fma) - x.ln()).abs() / scale(x.ln());
+                let x32 = x as f32;
+                let e32 =
+                    ((f32::ln_normal(x32, fma) - x32.ln()) as f64).abs() / scale(x32.ln() as f64);
+                worst = [worst[0].max(e64), worst[1].max(e32)];
+            }
+            assert!(
+                worst[0] < 4.0 * f64::EPSILON,
+                "f64 ln ({fma}): {:e}",
+                worst[0]
+            );
+            assert!(
+                worst[1] < 4.0 * f32::EPSILON as f64,
+                "f32 ln ({fma}): {:e}",
+                worst[1]
+            );
+            assert_eq!(f64::ln_normal(1.0, fma), 0.0);
+            assert_eq!(f32::ln_normal(1.0, fma), 0.0);
         }
     }
 }
