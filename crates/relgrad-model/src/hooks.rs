@@ -11,7 +11,7 @@ use crate::error::Result;
 pub trait FitHooks {
     /// After every optimizer step of `rows` rows in `epoch` (1-based). Return
     /// [`Flow::Stop`] to cancel (for example on Ctrl-C): the fit then ends with
-    /// [`Stop::Cancelled`] and the best parameters so far.
+    /// [`Stop::Cancelled`](crate::Stop::Cancelled) and the best parameters so far.
     fn step(&mut self, epoch: usize, rows: usize) -> Flow {
         let _ = (epoch, rows);
         Flow::Continue

@@ -5,9 +5,9 @@
 //!
 //! - **A `Vec<f64>` or slice** of `rows * cols` values, row by row:
 //!   `MatRef::from_slice(&values, rows, cols)`.
-//! - **ndarray** (feature `ndarray`): [`from_ndarray`] views an `ArrayView2` in standard
+//! - **ndarray** (feature `ndarray`): `from_ndarray` views an `ArrayView2` in standard
 //!   (C, row-major) layout without copying; any other layout (Fortran order, a
-//!   transposed or strided view) is copied once into a row-major [`Mat`]. Either way the
+//!   transposed or strided view) is copied once into a row-major `Mat`. Either way the
 //!   result derefs to a [`MatRef`] through [`Rows::view`].
 //! - **faer**: a `faer::MatRef<f64>` with row stride `rs` and column stride 1 (a
 //!   row-major faer matrix) is `MatRef::from_slice_with_stride(slice, nrows, ncols, rs)`,

@@ -95,12 +95,7 @@ impl From<Part> for relgrad::model::Part {
 impl Part {
     /// `"train"`, `"val"`, `"test"` or `"all"`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Part::Train => "train",
-            Part::Val => "val",
-            Part::Test => "test",
-            Part::All => "all",
-        }
+        relgrad::model::Part::from(*self).name()
     }
 }
 
