@@ -74,12 +74,10 @@ pub struct Fitted {
 }
 
 /// A prepared fit: settings checked, preprocessing fitted, data transformed.
-pub struct Fit<'a, B> {
+pub struct Fit<B> {
     backend: B,
     config: FitConfig,
     preprocess: Preprocess,
-    raw_train: MatRef<'a, f64>,
-    raw_val: Option<MatRef<'a, f64>>,
     train: Transformed,
     val: Option<Transformed>,
     fingerprint: Fingerprint,
@@ -97,7 +95,7 @@ fn check_part(x: MatRef<'_, f64>, cols: usize, part: &str) -> Result<()> {
     check_finite(x).map_err(|e| Error::Config(format!("the {part} rows: {e}")))
 }
 
-impl<B> Fit<'_, B> {
+impl<B> Fit<B> {
     /// The fitted preprocessing.
     pub fn preprocess(&self) -> &Preprocess {
         &self.preprocess
@@ -138,14 +136,14 @@ impl<B> Fit<'_, B> {
     }
 }
 
-impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
+impl<B: ModelBackend + Clone> Fit<B> {
     /// Checks the settings and data and fits the preprocessing on `train` (or takes the
     /// start model's). Rows are samples in the data's units.
     pub fn new(
         backend: &B,
         config: FitConfig,
-        train: MatRef<'a, f64>,
-        val: Option<MatRef<'a, f64>>,
+        train: MatRef<'_, f64>,
+        val: Option<MatRef<'_, f64>>,
     ) -> Result<Self> {
         config.validate()?;
         let d = train.cols();
@@ -184,8 +182,8 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
         backend: &B,
         config: FitConfig,
         preprocess: Preprocess,
-        train: MatRef<'a, f64>,
-        val: Option<MatRef<'a, f64>>,
+        train: MatRef<'_, f64>,
+        val: Option<MatRef<'_, f64>>,
     ) -> Result<Self> {
         let seed = config.seed;
         let apply = |x: MatRef<'_, f64>, part: Part, name: &str| {
@@ -199,8 +197,6 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
             backend: backend.clone(),
             fingerprint: Fingerprint::of(train),
             preprocess,
-            raw_train: train,
-            raw_val: val,
             train: t,
             val: v,
             config,
@@ -214,8 +210,8 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
     pub fn resume(
         backend: &B,
         checkpoint: AnyCheckpoint,
-        train: MatRef<'a, f64>,
-        val: Option<MatRef<'a, f64>>,
+        train: MatRef<'_, f64>,
+        val: Option<MatRef<'_, f64>>,
         max_epochs: Option<usize>,
     ) -> Result<Self> {
         let run = checkpoint.run().clone();
@@ -434,18 +430,13 @@ impl<'a, B: ModelBackend + Clone> Fit<'a, B> {
             let be = &self.backend;
             reference = Gaussian::fit::<f64, B>(be, self.train.x.as_ref()).ok();
             let g = reference.as_ref().map(|g| (g, "training split"));
-            let lp = model.network.log_prob(be, self.train.x.as_ref())?;
-            let lp_data: Vec<f64> = lp
-                .iter()
-                .zip(&self.train.log_jacobian)
-                .map(|(a, b)| a + b)
-                .collect();
+            let (ev, lp_data) = model.evaluate_transformed(be, &self.train, g)?;
             model.train_quantiles = quantiles(&lp_data, &QUANTILE_LEVELS);
-            train = Some(model.evaluate(be, self.raw_train, Part::Train, g)?);
-            val = self
-                .raw_val
-                .map(|v| model.evaluate(be, v, Part::Val, g))
-                .transpose()?;
+            train = Some(ev);
+            val = match &self.val {
+                Some(v) => Some(model.evaluate_transformed(be, v, g)?.0),
+                None => None,
+            };
             model.metrics = json!({
                 "space": self.preprocess.space_name(),
                 "train": train.as_ref().map(Evaluation::to_json),

@@ -74,6 +74,12 @@ fn check_size(rows: usize, cols: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The (one-based) row and column of the first non-finite value of `m`.
+fn first_non_finite(m: &Mat<f64>) -> Option<(usize, usize)> {
+    let k = m.as_slice().iter().position(|v| !v.is_finite())?;
+    Some((k / m.cols() + 1, k % m.cols() + 1))
+}
+
 /// An error naming the first non-finite value of `values` (one per row).
 fn check_finite_rows(values: &[f64], what: &str) -> Result<()> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
@@ -201,11 +207,9 @@ impl DensityModel {
         check_size(z.rows(), z.cols(), "inverse")?;
         check_finite(z)?;
         let y = self.network.inverse(backend, z)?;
-        if let Some(k) = y.as_slice().iter().position(|v| !v.is_finite()) {
+        if let Some((row, col)) = first_non_finite(&y) {
             return Err(Error::NonFiniteResult(format!(
-                "row {}: the inverse is not finite (column {}): the latents lie outside what the model can invert in {}",
-                k / self.dim() + 1,
-                k % self.dim() + 1,
+                "row {row}: the inverse is not finite (column {col}): the latents lie outside what the model can invert in {}",
                 self.network.precision().name()
             )));
         }
@@ -221,11 +225,9 @@ impl DensityModel {
     ) -> Result<Mat<f64>> {
         check_size(n, self.dim(), "sample")?;
         let y = self.network.sample(backend, n, rng)?;
-        if let Some(k) = y.as_slice().iter().position(|v| !v.is_finite()) {
+        if let Some((row, col)) = first_non_finite(&y) {
             return Err(Error::NonFiniteResult(format!(
-                "sample {} (column {}) is not finite: the model's inverse overflowed; it may be badly trained",
-                k / self.dim() + 1,
-                k % self.dim() + 1
+                "sample {row} (column {col}) is not finite: the model's inverse overflowed; it may be badly trained"
             )));
         }
         Ok(self.preprocess.invert(y.as_ref()))
@@ -255,6 +257,17 @@ impl DensityModel {
             return Err(Error::Config("no rows to evaluate".into()));
         }
         let t = self.transform(x, part)?;
+        Ok(self.evaluate_transformed(backend, &t, gaussian)?.0)
+    }
+
+    /// [`DensityModel::evaluate`] of rows already mapped into the network's space, with
+    /// the per-row log-densities in the data's units.
+    pub(crate) fn evaluate_transformed<B: ModelBackend>(
+        &self,
+        backend: &B,
+        t: &Transformed,
+        gaussian: Option<(&Gaussian, &str)>,
+    ) -> Result<(Evaluation, Vec<f64>)> {
         let lp = self.network.log_prob(backend, t.x.as_ref())?;
         let lp_data: Vec<f64> = lp.iter().zip(&t.log_jacobian).map(|(a, b)| a + b).collect();
         check_finite_rows(&lp_data, "log-density")?;
@@ -267,14 +280,15 @@ impl DensityModel {
             Some((g, on)) => Some((MeanSe::of(&g.log_prob(t.x.as_ref())?), on.to_string())),
             None => None,
         };
-        Ok(Evaluation {
-            n: x.rows(),
+        let ev = Evaluation {
+            n: t.x.rows(),
             d,
             ll: MeanSe::of(&lp),
             ll_data: MeanSe::of(&lp_data),
             bits_per_dim: bits,
             gaussian,
-        })
+        };
+        Ok((ev, lp_data))
     }
 
     /// Records the quantiles of the training rows' log-densities (data units, training

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use relgrad::model::{FitConfig, Part};
+use relgrad::{DefaultBackend, DensityModel, Mat, MatRef};
 
 use arrays::{matrix, rows};
 use errors::{guard, to_py};
@@ -101,6 +102,20 @@ fn log_prob_model_space<'py>(
     scores(py, weights, biases, meta, x, part, true)
 }
 
+/// Rows in, rows out through one of the model's verbs, with the GIL released.
+fn map_rows<'py>(
+    py: Python<'py>,
+    model: DensityModel,
+    x: &Bound<'py, PyAny>,
+    name: &str,
+    verb: fn(&DensityModel, &DefaultBackend, MatRef<'_, f64>) -> relgrad::model::Result<Mat<f64>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let x = rows(x, name)?;
+    let xv = x.view();
+    let y = py.detach(|| guard(|| verb(&model, &DefaultBackend::default(), xv).map_err(to_py)))?;
+    Ok(matrix(py, y)?.into_any())
+}
+
 /// See `_relgrad.pyi`.
 #[pyfunction]
 fn forward<'py>(
@@ -111,15 +126,7 @@ fn forward<'py>(
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let m = model_from_py(weights, biases, meta)?;
-    let x = rows(x, "X")?;
-    let xv = x.view();
-    let z = py.detach(|| {
-        guard(|| {
-            m.forward(&relgrad::DefaultBackend::default(), xv)
-                .map_err(to_py)
-        })
-    })?;
-    Ok(matrix(py, z)?.into_any())
+    map_rows(py, m, x, "X", |m, be, x| m.forward(be, x))
 }
 
 /// See `_relgrad.pyi`.
@@ -132,15 +139,7 @@ fn inverse<'py>(
     z: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let m = model_from_py(weights, biases, meta)?;
-    let z = rows(z, "Z")?;
-    let zv = z.view();
-    let x = py.detach(|| {
-        guard(|| {
-            m.inverse(&relgrad::DefaultBackend::default(), zv)
-                .map_err(to_py)
-        })
-    })?;
-    Ok(matrix(py, x)?.into_any())
+    map_rows(py, m, z, "Z", |m, be, z| m.inverse(be, z))
 }
 
 /// See `_relgrad.pyi`.

@@ -97,7 +97,7 @@ fn load_splits(data: &DataSpec) -> Result<Splits> {
 }
 
 /// The default run directory: `runs/<data>-<preprocess>-l<L>-<optimizer>-lr<lr>-b<batch>-s<seed>`.
-fn default_out<B>(data: &DataSpec, fit: &Fit<'_, B>) -> PathBuf {
+fn default_out<B>(data: &DataSpec, fit: &Fit<B>) -> PathBuf {
     let c = fit.config();
     let b = if c.batch_size == usize::MAX {
         "full".to_string()
