@@ -47,6 +47,9 @@ pub enum Threads {
     Fixed(usize),
 }
 
+/// The most threads a [`Threads::Fixed`] setting parsed from text may ask for.
+pub const MAX_THREADS: usize = 1024;
+
 impl Threads {
     /// Parses `"auto"` or a positive integer.
     pub fn parse(s: &str) -> Option<Self> {
@@ -54,7 +57,7 @@ impl Threads {
             return Some(Threads::Auto);
         }
         match s.parse::<usize>() {
-            Ok(n) if n >= 1 => Some(Threads::Fixed(n)),
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Some(Threads::Fixed(n)),
             _ => None,
         }
     }

@@ -48,7 +48,7 @@ pub mod workspace;
 pub use rand;
 
 pub use activation::Activation;
-pub use backend::{Backend, GemmDims, LogDet, Threads, Trans};
+pub use backend::{Backend, GemmDims, LogDet, Threads, Trans, MAX_THREADS};
 pub use density::BaseDensity;
 pub use error::{Error, Result};
 pub use gradient::{gradient, naive_gradient, relative_gradient, GradientKind};

@@ -53,6 +53,26 @@ pub fn write_atomic_with(
     })
 }
 
+/// Makes a complete file `tmp` (written by the caller, e.g. by a plotting library that
+/// only writes to paths) the new `path`, atomically and durably: `fsync` of `tmp`,
+/// rename over `path`, `fsync` of the folder. `tmp` must be in `path`'s folder; it is
+/// removed if this fails.
+pub fn replace_with(tmp: &Path, path: &Path) -> Result<()> {
+    let result = (|| -> std::io::Result<()> {
+        std::fs::File::open(tmp)?.sync_all()?;
+        std::fs::rename(tmp, path)?;
+        sync_parent(path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result.map_err(|source| Error::Io {
+        action: "writing",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// `fsync` of the folder holding `path` (where the platform allows opening folders).
 fn sync_parent(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]

@@ -63,13 +63,16 @@ impl AnyCheckpoint {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = read_file(path, "cannot read the checkpoint")?;
-        let f = File::parse(&bytes).map_err(|e| e.in_file(path))?;
-        let arch = checked_arch(&f).map_err(|e| e.in_file(path))?;
-        let r = match arch.precision {
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates a checkpoint's bytes, keeping the precision it was written in.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let f = File::parse(bytes)?;
+        match checked_arch(&f)?.precision {
             Precision::F32 => Checkpoint::from_file(&f).map(AnyCheckpoint::F32),
             Precision::F64 => Checkpoint::from_file(&f).map(AnyCheckpoint::F64),
-        };
-        r.map_err(|e| e.in_file(path))
+        }
     }
 }
 

@@ -10,6 +10,10 @@ use crate::network::Precision;
 use crate::preprocess::{PreprocessKind, MAX_LEVELS};
 use crate::tensors::MAX_LAYERS;
 
+/// The most parameters (`L (D^2 + D)`) a fit may train (`2^28`: 1 GiB a copy in `f32`; a
+/// fit keeps several copies: current, best, gradient, optimizer state).
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
 /// Where the starting parameters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Start {

@@ -22,7 +22,8 @@ use relgrad_core::{
 use serde_json::{json, Value};
 
 use crate::checkpoint::{AnyCheckpoint, Checkpoint};
-use crate::config::{FitConfig, Start};
+use crate::config::{FitConfig, Start, MAX_PARAMETERS};
+use crate::diagnosis::{divergence_advice, DivergenceFacts};
 use crate::error::{Error, Result};
 use crate::evaluation::{quantiles, Evaluation, QUANTILE_LEVELS};
 use crate::fingerprint::Fingerprint;
@@ -71,6 +72,9 @@ pub struct Fitted {
     pub val: Option<Evaluation>,
     /// Wall-clock seconds of the whole fit.
     pub seconds: f64,
+    /// After a divergence: its likely causes and their remedies, in the CLI's terms (see
+    /// [`crate::diagnosis`]).
+    pub advice: Option<String>,
 }
 
 /// A prepared fit: settings checked, preprocessing fitted, data transformed.
@@ -153,6 +157,15 @@ impl<B: ModelBackend + Clone> Fit<B> {
                 train.rows()
             )));
         }
+        let params = d
+            .checked_mul(d + 1)
+            .and_then(|p| p.checked_mul(config.n_layers));
+        if params.is_none_or(|p| p > MAX_PARAMETERS) {
+            return Err(Error::Config(format!(
+                "{} layers of {d} x {d} is more than {MAX_PARAMETERS} parameters, the limit of a fit; use fewer layers or fewer columns",
+                config.n_layers
+            )));
+        }
         check_part(train, d, "training")?;
         if let Some(v) = val {
             check_part(v, d, "validation")?;
@@ -206,13 +219,37 @@ impl<B: ModelBackend + Clone> Fit<B> {
 
     /// Prepares to continue the run of `checkpoint` on the same data: its settings and
     /// preprocessing, up to `max_epochs` (default: the run's own). Different training
-    /// rows (size or content) are refused.
+    /// rows (size or content) are refused (see [`Fit::resume_on_changed_data`]).
     pub fn resume(
         backend: &B,
         checkpoint: AnyCheckpoint,
         train: MatRef<'_, f64>,
         val: Option<MatRef<'_, f64>>,
         max_epochs: Option<usize>,
+    ) -> Result<Self> {
+        Self::resume_with(backend, checkpoint, train, val, max_epochs, false)
+    }
+
+    /// Like [`Fit::resume`], but continues on `train` even when its rows differ from the
+    /// ones the checkpoint was trained on (same number of columns): for a user who changed
+    /// the data on purpose. The new rows' fingerprint replaces the old one.
+    pub fn resume_on_changed_data(
+        backend: &B,
+        checkpoint: AnyCheckpoint,
+        train: MatRef<'_, f64>,
+        val: Option<MatRef<'_, f64>>,
+        max_epochs: Option<usize>,
+    ) -> Result<Self> {
+        Self::resume_with(backend, checkpoint, train, val, max_epochs, true)
+    }
+
+    fn resume_with(
+        backend: &B,
+        checkpoint: AnyCheckpoint,
+        train: MatRef<'_, f64>,
+        val: Option<MatRef<'_, f64>>,
+        max_epochs: Option<usize>,
+        allow_changed_data: bool,
     ) -> Result<Self> {
         let run = checkpoint.run().clone();
         let mut config = FitConfig::from_json(&run)?;
@@ -227,9 +264,10 @@ impl<B: ModelBackend + Clone> Fit<B> {
             AnyCheckpoint::F64(_) => Precision::F64,
         };
         let fp = Fingerprint::of(train);
-        if !run["data_fingerprint"].is_null() && !fp.matches(&run["data_fingerprint"]) {
+        let changed = !run["data_fingerprint"].is_null() && !fp.matches(&run["data_fingerprint"]);
+        if changed && !allow_changed_data {
             return Err(Error::Config(format!(
-                "the training rows differ from the ones the checkpoint was trained on (now {} x {}, fingerprint {:016x}; the checkpoint records {}): resuming would train on other data",
+                "the training rows differ from the ones the checkpoint was trained on (now {} x {}, fingerprint {:016x}; the checkpoint records {}): resuming would train on other data; if that is intended, allow it (the CLI's --allow-changed-data)",
                 fp.rows, fp.cols, fp.hash, run["data_fingerprint"]
             )));
         }
@@ -443,6 +481,21 @@ impl<B: ModelBackend + Clone> Fit<B> {
                 "val": val.as_ref().map(Evaluation::to_json),
             });
         }
+        let advice = matches!(stop, Stop::Diverged { .. }).then(|| {
+            divergence_advice(&DivergenceFacts {
+                config: &self.config,
+                history: &history,
+                max_abs: self
+                    .train
+                    .x
+                    .as_slice()
+                    .iter()
+                    .fold(0.0, |a, v| a.max(v.abs())),
+                gaussian_ll: train
+                    .as_ref()
+                    .and_then(|e| e.gaussian.as_ref().map(|(g, _)| g.mean)),
+            })
+        });
         Ok(Fitted {
             model,
             history,
@@ -451,6 +504,7 @@ impl<B: ModelBackend + Clone> Fit<B> {
             train,
             val,
             seconds: started.elapsed().as_secs_f64(),
+            advice,
         })
     }
 }

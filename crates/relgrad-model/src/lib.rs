@@ -17,6 +17,7 @@
 //! | preprocessing and its Jacobian | [`preprocess`] |
 //! | the fit pipeline | [`mod@fit`] |
 //! | its hooks: progress, cancellation, checkpoints | [`hooks`] |
+//! | why a fit diverged, and what to do | [`diagnosis`] |
 //! | fingerprints of the training rows (resume checks) | [`fingerprint`] |
 //! | the fit settings (the CLI's options and defaults) | [`config`] |
 //! | checkpoints | [`checkpoint`] |
@@ -32,6 +33,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod config;
+pub mod diagnosis;
 pub mod error;
 pub mod evaluation;
 pub mod fingerprint;

@@ -24,6 +24,10 @@ use crate::split::{noise_seed, Part};
 /// of `f64`): larger requests are refused before anything is allocated.
 pub const MAX_VALUES: usize = 1 << 31;
 
+/// The most values (`n x dim`) one [`DensityModel::sample`] call may draw (`2^28`, 2 GiB
+/// of `f64`): samples are new memory, not a view of the caller's.
+pub const MAX_SAMPLE_VALUES: usize = 1 << 28;
+
 /// The height and width of image data (rows are images flattened row by row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageShape {
@@ -66,9 +70,13 @@ pub struct DensityModel {
 }
 
 fn check_size(rows: usize, cols: usize, what: &str) -> Result<()> {
-    if rows.checked_mul(cols).is_none_or(|v| v > MAX_VALUES) {
+    check_size_within(rows, cols, MAX_VALUES, what)
+}
+
+fn check_size_within(rows: usize, cols: usize, limit: usize, what: &str) -> Result<()> {
+    if rows.checked_mul(cols).is_none_or(|v| v > limit) {
         return Err(Error::Config(format!(
-            "{what}: {rows} rows of {cols} values exceed the limit of {MAX_VALUES} values per call; use fewer rows per call"
+            "{what}: {rows} rows of {cols} values exceed the limit of {limit} values per call; use fewer rows per call"
         )));
     }
     Ok(())
@@ -213,7 +221,7 @@ impl DensityModel {
                 self.network.precision().name()
             )));
         }
-        Ok(self.preprocess.invert(y.as_ref()))
+        self.preprocess.invert(y.as_ref())
     }
 
     /// `n` exact samples in the data's units.
@@ -223,14 +231,14 @@ impl DensityModel {
         n: usize,
         rng: &mut R,
     ) -> Result<Mat<f64>> {
-        check_size(n, self.dim(), "sample")?;
+        check_size_within(n, self.dim(), MAX_SAMPLE_VALUES, "sample")?;
         let y = self.network.sample(backend, n, rng)?;
         if let Some((row, col)) = first_non_finite(&y) {
             return Err(Error::NonFiniteResult(format!(
                 "sample {row} (column {col}) is not finite: the model's inverse overflowed; it may be badly trained"
             )));
         }
-        Ok(self.preprocess.invert(y.as_ref()))
+        self.preprocess.invert(y.as_ref())
     }
 
     /// The best full-covariance Gaussian of the training rows (in the network's space,

@@ -116,12 +116,15 @@ impl Preprocess {
                     ));
                 }
                 let (mean, var) = column_moments(x);
-                let scale = 1.0 + mean.iter().map(|m| m.abs()).fold(0.0, f64::max);
+                // A column is constant when its spread is rounding noise relative to its
+                // own mean (each column on its own scale: a column of scale 1e-8 beside
+                // one of 1e5 is still standardised); it keeps a unit scale.
                 let std = var
                     .iter()
-                    .map(|v| {
+                    .zip(&mean)
+                    .map(|(v, m)| {
                         let sd = v.sqrt();
-                        if sd > 1e-12 * scale {
+                        if sd > 1e-12 * m.abs() && sd > 0.0 {
                             sd
                         } else {
                             1.0
@@ -316,8 +319,10 @@ impl Preprocess {
             }),
             Preprocess::Standardize { mean, std } => {
                 let lj: f64 = -std.iter().map(|s| s.ln()).sum::<f64>();
+                let y = Mat::from_fn(rows, cols, |i, j| (x.get(i, j) - mean[j]) / std[j]);
+                overflow_check(&y, "standardised")?;
                 Ok(Transformed {
-                    x: Mat::from_fn(rows, cols, |i, j| (x.get(i, j) - mean[j]) / std[j]),
+                    x: y,
                     log_jacobian: vec![lj; rows],
                 })
             }
@@ -354,10 +359,11 @@ impl Preprocess {
         }
     }
 
-    /// Maps values in the network's space back to the data's units (samples).
-    pub fn invert(&self, y: MatRef<'_, f64>) -> Mat<f64> {
+    /// Maps values in the network's space back to the data's units (samples). A value
+    /// that overflows the data's units (standardisation with an extreme scale) is an error.
+    pub fn invert(&self, y: MatRef<'_, f64>) -> Result<Mat<f64>> {
         let (rows, cols) = (y.rows(), y.cols());
-        match self {
+        let x = match self {
             Preprocess::None => y.to_owned(),
             Preprocess::Standardize { mean, std } => {
                 Mat::from_fn(rows, cols, |i, j| y.get(i, j) * std[j] + mean[j])
@@ -371,7 +377,21 @@ impl Preprocess {
                     (lv * u).floor().max(0.0).min(lv - 1.0)
                 })
             }
-        }
+        };
+        overflow_check(&x, "mapped back to the data's units")?;
+        Ok(x)
+    }
+}
+
+/// An error naming the first value of `m` that overflowed (the inputs were finite).
+fn overflow_check(m: &Mat<f64>, what: &str) -> Result<()> {
+    match m.as_slice().iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(k) => Err(Error::NonFiniteResult(format!(
+            "row {}, column {}: the value {what} overflows (the standardisation's mean and std are extreme for these data)",
+            k / m.cols() + 1,
+            k % m.cols() + 1
+        ))),
     }
 }
 
@@ -414,6 +434,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tiny_column_beside_a_large_one_is_standardised_not_called_constant() {
+        let x = Mat::from_fn(4, 3, |i, j| match j {
+            0 => 1e5 + i as f64,
+            1 => 1e-8 * i as f64,
+            _ => 7.0,
+        });
+        let p = Preprocess::fit(PreprocessKind::Standardize, x.as_ref(), None).unwrap();
+        let Preprocess::Standardize { std, .. } = &p else {
+            panic!("{p:?}")
+        };
+        assert!((std[1] - 1e-8 * 1.25f64.sqrt()).abs() < 1e-20, "{std:?}");
+        assert_eq!(std[2], 1.0, "a constant column keeps a unit scale");
+        let t = p.apply(x.as_ref(), 0).unwrap();
+        assert!((t.x.get(3, 1) - 1.5 / 1.25f64.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overflow_in_either_direction_is_an_error_naming_the_value() {
+        let p = Preprocess::Standardize {
+            mean: vec![0.0, -1.7e308],
+            std: vec![1.0, 1e-10],
+        };
+        p.validate(2).unwrap();
+        let x = Mat::from_vec(2, 2, vec![0.0, -1.7e308, 1.0, 1.0]);
+        let e = p.apply(x.as_ref(), 0).unwrap_err().to_string();
+        assert!(
+            e.contains("row 2, column 2") && e.contains("overflows"),
+            "{e}"
+        );
+        let wide = Preprocess::Standardize {
+            mean: vec![0.0],
+            std: vec![1e300],
+        };
+        let e = wide
+            .invert(Mat::from_vec(1, 1, vec![1e10]).as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 1, column 1"), "{e}");
+    }
+
+    #[test]
     fn standardize_round_trip_and_jacobian() {
         let x = Mat::from_vec(3, 2, vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0]);
         let p = Preprocess::fit(PreprocessKind::Auto, x.as_ref(), None).unwrap();
@@ -424,7 +485,7 @@ mod tests {
         assert_eq!(std[1], 1.0, "a constant column keeps unit scale");
         let t = p.apply(x.as_ref(), 0).unwrap();
         assert!((t.log_jacobian[0] + std[0].ln()).abs() < 1e-15);
-        let back = p.invert(t.x.as_ref());
+        let back = p.invert(t.x.as_ref()).unwrap();
         for (a, b) in back.as_slice().iter().zip(x.as_slice()) {
             assert!((a - b).abs() < 1e-12);
         }
@@ -439,7 +500,11 @@ mod tests {
         let a = p.apply(x.as_ref(), 5).unwrap();
         let b = p.apply(x.as_ref(), 5).unwrap();
         assert_eq!(a.x, b.x, "seeded noise");
-        assert_eq!(p.invert(a.x.as_ref()), x, "floor undoes the dequantisation");
+        assert_eq!(
+            p.invert(a.x.as_ref()).unwrap(),
+            x,
+            "floor undoes the dequantisation"
+        );
         let (lv, lam) = (17.0f64, LOGIT_LAMBDA);
         let expect: f64 = (0..3)
             .map(|j| {

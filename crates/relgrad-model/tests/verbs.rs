@@ -471,3 +471,34 @@ fn no_rows_to_average() {
     let e = m.mean_log_likelihood(&be, x.as_ref()).unwrap_err();
     assert!(e.to_string().contains("no rows"), "{e}");
 }
+
+#[test]
+fn huge_weights_give_an_error_or_a_finite_log_density_never_inf_or_nan() {
+    let be = backend();
+    for precision_f32 in [false, true] {
+        let mut net = random_mlp(3, 2, Activation::SmoothLeakyRelu { alpha: 0.1 }, 53);
+        for l in net.layers_mut() {
+            for w in l.weight.as_mut_slice() {
+                *w *= 1e30;
+            }
+        }
+        let network = if precision_f32 {
+            Network::F32(net.cast())
+        } else {
+            Network::F64(net)
+        };
+        let m = DensityModel::new(network, Preprocess::None).unwrap();
+        let x = gaussian_rows(5, 3, 2);
+        match m.log_prob(&be, x.as_ref()) {
+            Ok(lp) => assert!(lp.iter().all(|v| v.is_finite()), "{lp:?}"),
+            Err(e) => assert!(
+                matches!(e, Error::NonFiniteResult(_)) && e.to_string().contains("row"),
+                "{e}"
+            ),
+        }
+        match m.sample(&be, 4, &mut StdRng::seed_from_u64(1)) {
+            Ok(s) => assert!(s.as_slice().iter().all(|v| v.is_finite())),
+            Err(e) => assert!(e.to_string().contains("not finite"), "{e}"),
+        }
+    }
+}
