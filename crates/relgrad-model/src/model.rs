@@ -206,7 +206,14 @@ impl DensityModel {
     /// The latents `z = f(preprocess(x))` of every row.
     pub fn forward<B: ModelBackend>(&self, backend: &B, x: MatRef<'_, f64>) -> Result<Mat<f64>> {
         let t = self.transform(x, Part::All)?;
-        self.network.forward(backend, t.x.as_ref())
+        let z = self.network.forward(backend, t.x.as_ref())?;
+        if let Some((row, col)) = first_non_finite(&z) {
+            return Err(Error::NonFiniteResult(format!(
+                "row {row}: the latent of column {col} is not finite: the network overflows in {} on this row",
+                self.network.precision().name()
+            )));
+        }
+        Ok(z)
     }
 
     /// Maps latents back to the data's units: the network's inverse, then the

@@ -496,6 +496,10 @@ fn huge_weights_give_an_error_or_a_finite_log_density_never_inf_or_nan() {
                 "{e}"
             ),
         }
+        match m.forward(&be, x.as_ref()) {
+            Ok(z) => assert!(z.as_slice().iter().all(|v| v.is_finite()), "{z:?}"),
+            Err(e) => assert!(e.to_string().contains("the latent of column"), "{e}"),
+        }
         match m.sample(&be, 4, &mut StdRng::seed_from_u64(1)) {
             Ok(s) => assert!(s.as_slice().iter().all(|v| v.is_finite())),
             Err(e) => assert!(e.to_string().contains("not finite"), "{e}"),
