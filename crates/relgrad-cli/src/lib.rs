@@ -39,6 +39,17 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub const EXIT_DIVERGED: u8 = 3;
 /// Exit code of any other error (bad input, I/O, ...).
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code of a usage error: an option's value, or a combination of options, that no
+/// input could make valid (clap's own usage errors exit with 2 too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A usage error (exit code [`EXIT_USAGE`]) with `message`.
+pub fn usage_error(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(ExitError {
+        message: message.into(),
+        code: EXIT_USAGE,
+    })
+}
 
 /// An error that carries its own exit code (divergence, interruption); every other
 /// error exits with [`EXIT_ERROR`].

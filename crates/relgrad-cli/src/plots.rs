@@ -15,13 +15,27 @@ use crate::data::{ImageShape, Table};
 /// One point of a learning curve: `(epoch, train_ll, val_ll)`.
 pub type CurvePoint = (usize, Option<f64>, Option<f64>);
 
+/// Draws into a temporary sibling of `path` (same extension, so the encoder is chosen
+/// by it), then makes it `path` atomically: a crash never leaves a torn figure.
+fn atomically(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp-{name}"));
+    if let Err(e) = draw(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    relgrad::model::atomic::replace_with(&tmp, path)?;
+    Ok(())
+}
+
 fn err<E: std::fmt::Display>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow!("drawing {}: {e}", path.display())
 }
 
-/// Draws the learning curve: `(epoch, train_ll, val_ll)` per evaluated epoch, with the
-/// best epoch marked.
-pub fn learning_curve(
+fn draw_learning_curve(
     path: &Path,
     title: &str,
     points: &[CurvePoint],
@@ -185,9 +199,7 @@ fn heat(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Draws the learned density on `grid` (`log_density` per grid point, in
-/// [`Grid2::points`] order) beside a scatter of `samples` (and, faintly, `data`).
-pub fn density_2d(
+fn draw_density_2d(
     path: &Path,
     title: &str,
     grid: Grid2,
@@ -263,9 +275,7 @@ pub fn density_2d(
     Ok(())
 }
 
-/// Draws images (rows of `images`, pixel values `0..levels-1`, white ink on black as in
-/// MNIST) as a grid with `cols` images per row.
-pub fn image_grid(
+fn draw_image_grid(
     path: &Path,
     images: &Table,
     shape: ImageShape,
@@ -278,18 +288,27 @@ pub fn image_grid(
         "image shape {h}x{w} does not match {} columns",
         images.cols
     );
-    let n = images.rows.max(1);
+    let n = images.rows.clamp(1, MAX_GRID_IMAGES);
     let cols = cols.clamp(1, n);
     let rows = n.div_ceil(cols);
     let scale = (64 / h.max(w)).clamp(2, 16) as u32;
     let gap = 2u32;
     let cell_w = w as u32 * scale + gap;
     let cell_h = h as u32 * scale + gap;
-    let size = (cols as u32 * cell_w + gap, rows as u32 * cell_h + gap);
+    let size = (
+        (cols as u64 * cell_w as u64 + gap as u64).min(u32::MAX as u64) as u32,
+        (rows as u64 * cell_h as u64 + gap as u64).min(u32::MAX as u64) as u32,
+    );
+    anyhow::ensure!(
+        size.0 as u64 * size.1 as u64 <= MAX_GRID_PIXELS,
+        "an image grid of {} x {} pixels is too large to draw (the limit is {MAX_GRID_PIXELS} pixels)",
+        size.0,
+        size.1
+    );
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&RGBColor(128, 128, 128)).map_err(err(path))?;
     let max = (levels - 1.0).max(1e-12);
-    for k in 0..images.rows {
+    for k in 0..n.min(images.rows) {
         let (gr, gc) = ((k / cols) as u32, (k % cols) as u32);
         let (ox, oy) = (gap + gc * cell_w, gap + gr * cell_h);
         for py in 0..h {
@@ -313,4 +332,54 @@ pub fn image_grid(
     }
     root.present().map_err(err(path))?;
     Ok(())
+}
+
+/// Draws the learning curve: `(epoch, train_ll, val_ll)` per evaluated epoch, with the
+/// best epoch marked.
+/// The file is replaced atomically.
+pub fn learning_curve(
+    path: &Path,
+    title: &str,
+    points: &[CurvePoint],
+    best_epoch: usize,
+) -> Result<()> {
+    atomically(path, |tmp| {
+        draw_learning_curve(tmp, title, points, best_epoch)
+    })
+}
+
+/// Draws the learned density on `grid` (`log_density` per grid point, in
+/// [`Grid2::points`] order) beside a scatter of `samples` (and, faintly, `data`).
+/// The file is replaced atomically.
+pub fn density_2d(
+    path: &Path,
+    title: &str,
+    grid: Grid2,
+    log_density: &[f64],
+    samples: &Table,
+    data: &Table,
+) -> Result<()> {
+    atomically(path, |tmp| {
+        draw_density_2d(tmp, title, grid, log_density, samples, data)
+    })
+}
+
+/// The most images an image grid shows (the first ones).
+pub const MAX_GRID_IMAGES: usize = 1024;
+/// The most pixels an image grid may have.
+pub const MAX_GRID_PIXELS: u64 = 1 << 26;
+
+/// Draws images (rows of `images`, pixel values `0..levels-1`, white ink on black as in
+/// MNIST) as a grid with `cols` images per row: at most the first [`MAX_GRID_IMAGES`].
+/// The file is replaced atomically.
+pub fn image_grid(
+    path: &Path,
+    images: &Table,
+    shape: ImageShape,
+    levels: f64,
+    cols: usize,
+) -> Result<()> {
+    atomically(path, |tmp| {
+        draw_image_grid(tmp, images, shape, levels, cols)
+    })
 }

@@ -56,7 +56,59 @@ pub enum Command {
 }
 
 fn parse_threads(s: &str) -> Result<Threads, String> {
-    Threads::parse(s).ok_or_else(|| format!("expected `auto` or a positive integer, got {s:?}"))
+    Threads::parse(s).ok_or_else(|| {
+        format!(
+            "expected `auto` or a number of threads from 1 to {}, got {s:?}",
+            relgrad::MAX_THREADS
+        )
+    })
+}
+
+/// The most rows a 2-D generator may draw (`--n`).
+pub const MAX_GENERATED_ROWS: usize = 10_000_000;
+/// The largest `D` `relgrad bench` accepts (the model file's limit).
+pub const MAX_BENCH_DIM: usize = relgrad::model::tensors::MAX_DIM;
+
+/// A whole number in `lo..=hi`.
+fn parse_count(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from {lo} to {hi}, got {s:?}"
+        )),
+    }
+}
+
+fn parse_generated_rows(s: &str) -> Result<usize, String> {
+    parse_count(s, 2, MAX_GENERATED_ROWS)
+}
+
+fn parse_layers(s: &str) -> Result<usize, String> {
+    parse_count(s, 1, relgrad::model::tensors::MAX_LAYERS)
+}
+
+fn parse_levels(s: &str) -> Result<u32, String> {
+    let max = relgrad::model::preprocess::MAX_LEVELS as usize;
+    parse_count(s, 2, max).map(|n| n as u32)
+}
+
+fn parse_samples(s: &str) -> Result<usize, String> {
+    parse_count(s, 1, relgrad::model::model::MAX_SAMPLE_VALUES)
+}
+
+fn parse_bench_dim(s: &str) -> Result<usize, String> {
+    parse_count(s, 1, MAX_BENCH_DIM)
+}
+
+fn parse_bench_batch(s: &str) -> Result<usize, String> {
+    parse_count(s, 1, relgrad::model::config::MAX_PARAMETERS)
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("expected a fraction in [0, 1), got {s:?}")),
+    }
 }
 
 fn parse_batch(s: &str) -> Result<usize, String> {
@@ -88,7 +140,7 @@ pub struct TrainArgs {
     )]
     pub data: String,
     /// Rows to draw from a generator.
-    #[arg(long, default_value_t = 2000, help_heading = "Data")]
+    #[arg(long, default_value_t = 2000, value_parser = parse_generated_rows, help_heading = "Data")]
     pub n: usize,
     /// Validation data file (instead of --val-fraction).
     #[arg(long, value_name = "FILE", help_heading = "Data")]
@@ -97,20 +149,20 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE", help_heading = "Data")]
     pub test: Option<String>,
     /// Fraction of the rows held out for validation (early stopping); 0 for none.
-    #[arg(long, default_value_t = 0.1, help_heading = "Data")]
+    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction, help_heading = "Data")]
     pub val_fraction: f64,
     /// Fraction of the rows held out for the final test; 0 for none.
-    #[arg(long, default_value_t = 0.1, help_heading = "Data")]
+    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction, help_heading = "Data")]
     pub test_fraction: f64,
     /// Preprocessing, fitted on the training rows and recorded in the model file.
     #[arg(long, value_enum, default_value_t = PreprocessArg::Auto, help_heading = "Data")]
     pub preprocess: PreprocessArg,
     /// Quantisation levels of integer pixel data for `logit` (default: 17 for digits, 256 for 8-bit data).
-    #[arg(long, help_heading = "Data")]
+    #[arg(long, value_parser = parse_levels, help_heading = "Data")]
     pub levels: Option<u32>,
 
     /// Number of layers L (each D x D with a bias; activation between layers).
-    #[arg(long, default_value_t = 2, help_heading = "Model")]
+    #[arg(long, default_value_t = 2, value_parser = parse_layers, help_heading = "Model")]
     pub layers: usize,
     /// Activation between layers.
     #[arg(long, value_enum, default_value_t = ActivationArg::SmoothLeakyRelu, help_heading = "Model")]
@@ -176,6 +228,10 @@ pub struct TrainArgs {
     /// Continue an interrupted run from its checkpoint (its settings are reused; --epochs may be raised).
     #[arg(long, value_name = "RUN_DIR", help_heading = "Output")]
     pub resume: Option<PathBuf>,
+    /// With --resume: continue even though the training data changed since the checkpoint
+    /// (otherwise refused: the checkpoint records a fingerprint of its rows).
+    #[arg(long, requires = "resume", help_heading = "Output")]
+    pub allow_changed_data: bool,
     /// No per-epoch lines and no progress bar.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
@@ -194,7 +250,7 @@ pub struct EvalArgs {
     pub split: Option<Part>,
     /// Rows to draw when --data is a generator (default: as many as the model was trained
     /// on when it is the same generator, else 2000).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_generated_rows)]
     pub n: Option<usize>,
     /// Seed for a generator and the dequantisation noise (default: the model's training
     /// seed, which redraws the model's own data for a generator).
@@ -214,7 +270,7 @@ pub struct SampleArgs {
     /// The model file (model.safetensors, or a run directory).
     pub model: PathBuf,
     /// Number of samples.
-    #[arg(short = 'n', long = "num", default_value_t = 100)]
+    #[arg(short = 'n', long = "num", default_value_t = 100, value_parser = parse_samples)]
     pub n: usize,
     /// Output file: .npy or .csv.
     #[arg(long, value_name = "FILE")]
@@ -252,7 +308,7 @@ pub struct ScoreArgs {
     pub space: Space,
     /// Rows to draw when --data is a generator (default: as many as the model was trained
     /// on when it is the same generator, else 2000).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_generated_rows)]
     pub n: Option<usize>,
     /// Seed for a generator and the dequantisation noise (default: the model's training
     /// seed, which redraws the model's own data for a generator).
@@ -281,13 +337,13 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub backends: Vec<String>,
     /// Dimensions D (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "16,64,256,512,1024,2048")]
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,512,1024,2048", value_parser = parse_bench_dim)]
     pub dims: Vec<usize>,
     /// Batch size B.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = parse_bench_batch)]
     pub batch: usize,
     /// Number of layers L.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = parse_layers)]
     pub layers: usize,
     /// Precisions (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "f64")]

@@ -116,12 +116,20 @@ fn run_backend(
 
 /// Runs `relgrad bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    ensure!(args.batch >= 1, "--batch must be at least 1");
-    ensure!(args.layers >= 1, "--layers must be at least 1");
-    ensure!(
-        !args.dims.is_empty() && args.dims.iter().all(|&d| d >= 1),
-        "--dims must list positive dimensions"
-    );
+    // The values' ranges are checked by the parser; here, what they allocate together.
+    let limit = relgrad::model::config::MAX_PARAMETERS;
+    for &d in &args.dims {
+        let params = d
+            .checked_mul(d + 1)
+            .and_then(|p| p.checked_mul(args.layers));
+        let batch = args.batch.checked_mul(d);
+        if params.is_none_or(|p| p > limit) || batch.is_none_or(|b| b > limit) {
+            return Err(crate::usage_error(format!(
+                "--dims {d} with --layers {} and --batch {}: more than {limit} parameters or batch values, the limit; choose a smaller D, L or B",
+                args.layers, args.batch
+            )));
+        }
+    }
     let known = known_backends();
     let mut chosen: Vec<&'static str> = Vec::new();
     let mut missing: Vec<String> = Vec::new();

@@ -48,11 +48,12 @@ pub fn run(args: SampleArgs) -> Result<()> {
             .png
             .clone()
             .unwrap_or_else(|| args.out.with_extension("png"));
-        let cols = (x.rows as f64).sqrt().ceil() as usize;
+        let shown = x.rows.min(plots::MAX_GRID_IMAGES);
+        let cols = (shown as f64).sqrt().ceil() as usize;
         plots::image_grid(&png, &x, shape, levels as f64, cols)?;
         println!(
-            "wrote a {}x{} image grid to {}",
-            x.rows.div_ceil(cols),
+            "wrote a {}x{} image grid of the first {shown} samples to {}",
+            shown.div_ceil(cols),
             cols,
             png.display()
         );

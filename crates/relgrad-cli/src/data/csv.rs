@@ -23,21 +23,26 @@ pub struct CsvTable {
     pub table: Table,
     /// The column names, when the file had a header.
     pub header: Option<Vec<String>>,
+    /// The (one-based) line of each row.
+    pub lines: Vec<usize>,
 }
 
 /// Reads a numeric CSV file (optionally gzip-compressed).
 pub fn read(path: &Path) -> Result<CsvTable> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_string(&mut s)
-            .with_context(|| format!("{}: cannot decompress (gzip) as text", path.display()))?;
-        s
-    } else {
-        String::from_utf8(raw)
-            .with_context(|| format!("{}: not a UTF-8 text file", path.display()))?
-    };
+    let mut raw = Vec::new();
+    super::idx::open_maybe_gz(path)?
+        .take(super::MAX_TEXT_BYTES + 1)
+        .read_to_end(&mut raw)
+        .with_context(|| format!("{}: cannot read or decompress (gzip)", path.display()))?;
+    if raw.len() as u64 > super::MAX_TEXT_BYTES {
+        bail!(
+            "{}: more than {} bytes of text (after decompression), the limit of a CSV file; store large data as .npy",
+            path.display(),
+            super::MAX_TEXT_BYTES
+        );
+    }
+    let text = String::from_utf8(raw)
+        .with_context(|| format!("{}: not a UTF-8 text file", path.display()))?;
     parse(&text).with_context(|| format!("cannot read {} as a numeric CSV table", path.display()))
 }
 
@@ -77,6 +82,7 @@ pub fn parse(text: &str) -> Result<CsvTable> {
     };
     let cols = first_cells.len();
     let mut values = Vec::new();
+    let mut row_lines = Vec::new();
     let mut rows = 0usize;
     let data_lines: Box<dyn Iterator<Item = (usize, &str)>> = if header.is_some() {
         Box::new(lines)
@@ -85,6 +91,7 @@ pub fn parse(text: &str) -> Result<CsvTable> {
     };
     for (line_no, line) in data_lines {
         rows += 1;
+        row_lines.push(line_no);
         let mut n = 0usize;
         for (j, cell) in split(line, delim).enumerate() {
             n += 1;
@@ -113,6 +120,7 @@ pub fn parse(text: &str) -> Result<CsvTable> {
     Ok(CsvTable {
         table: Table::new(rows, cols, values),
         header,
+        lines: row_lines,
     })
 }
 

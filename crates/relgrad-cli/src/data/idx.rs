@@ -26,11 +26,12 @@ pub struct IdxArray {
 }
 
 impl IdxArray {
-    /// The array as a table: one row per item, the other axes flattened.
+    /// The array as a table: one row per item, the other axes flattened (a 1-D array is
+    /// one column). [`parse`] has checked that no dimension is zero.
     pub fn into_table(self) -> Table {
         let rows = self.shape[0];
         let cols: usize = self.shape[1..].iter().product();
-        Table::new(rows, cols.max(1), self.values)
+        Table::new(rows, cols, self.values)
     }
 }
 
@@ -43,61 +44,103 @@ pub fn looks_like_idx(bytes: &[u8]) -> bool {
         && (1..=4).contains(&bytes[3])
 }
 
-/// Reads a file, decompressing it when it is gzip.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .with_context(|| format!("{}: cannot decompress (gzip)", path.display()))?;
-        Ok(out)
+/// Opens a file for reading, through a gzip decoder when it starts with gzip's magic.
+pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
+    let mut file = std::fs::File::open(path)
+        .map(std::io::BufReader::new)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let head = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
+    Ok(if magic[..n] == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(head))
     } else {
-        Ok(raw)
-    }
+        Box::new(head)
+    })
 }
 
-/// Reads an IDX file (raw or gzip).
+/// Fills as much of `buf` as the reader has; returns how much.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The first (decompressed) bytes of a file, up to `n`, to tell its format.
+pub fn sniff(path: &Path, n: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let got = read_up_to(&mut open_maybe_gz(path)?, &mut buf)
+        .with_context(|| format!("{}: cannot read or decompress", path.display()))?;
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Reads an IDX file (raw or gzip). The shape is checked against [`super::MAX_VALUES`],
+/// then only as many bytes as it needs are read.
 pub fn read(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gz(path)?;
-    parse(&bytes).with_context(|| format!("{} is not a readable IDX file", path.display()))
+    read_from(open_maybe_gz(path)?)
+        .with_context(|| format!("{} is not a readable IDX file", path.display()))
 }
 
 /// Parses the (decompressed) bytes of an IDX file.
 pub fn parse(bytes: &[u8]) -> Result<IdxArray> {
-    if !looks_like_idx(bytes) {
+    read_from(bytes)
+}
+
+/// Reads an IDX array from a stream: the header, then exactly the data it announces.
+fn read_from(mut r: impl Read) -> Result<IdxArray> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut r, &mut magic).context("cannot read or decompress")?;
+    if !looks_like_idx(&magic[..n]) {
         bail!("missing the IDX magic number (0, 0, type, rank)");
     }
-    let (ty, rank) = (bytes[2], bytes[3] as usize);
-    let head = 4 + 4 * rank;
-    if bytes.len() < head {
-        bail!("truncated header");
+    let (ty, rank) = (magic[2], magic[3] as usize);
+    let mut dims = vec![0u8; 4 * rank];
+    if read_up_to(&mut r, &mut dims).context("cannot read or decompress")? < dims.len() {
+        bail!(
+            "truncated header: rank {rank} needs {} bytes of dimensions",
+            4 * rank
+        );
     }
-    let shape: Vec<usize> = (0..rank)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+    let shape: Vec<usize> = dims
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
+    if let Some(axis) = shape.iter().position(|&d| d == 0) {
+        bail!(
+            "dimension {} of the shape {shape:?} is 0: the file holds no values",
+            axis + 1
+        );
+    }
     let size = match ty {
         0x08 | 0x09 => 1,
         0x0B => 2,
         0x0C | 0x0D => 4,
         _ => 8,
     };
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .and_then(|c| c.checked_mul(size).map(|_| c))
-        .ok_or_else(|| anyhow!("the shape {shape:?} is too large"))?;
-    let data = &bytes[head..];
-    if data.len() < count * size {
+    let count = super::value_count(&shape)?;
+    let need = count * size;
+    // Grown as the bytes arrive (not reserved from the header), so memory follows what
+    // the file really holds.
+    let mut data = Vec::new();
+    r.take(need as u64)
+        .read_to_end(&mut data)
+        .context("cannot read or decompress the data")?;
+    if data.len() < need {
         bail!(
-            "truncated data: shape {shape:?} needs {} bytes, the file has {}",
-            count * size,
+            "truncated data: shape {shape:?} needs {need} bytes, the file has {}",
             data.len()
         );
     }
-    let values = data[..count * size]
+    let values = data
         .chunks_exact(size)
         .map(|c| match ty {
             0x08 => c[0] as f64,
@@ -105,7 +148,7 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray> {
             0x0B => i16::from_be_bytes([c[0], c[1]]) as f64,
             0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
             0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")),
+            _ => f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
         })
         .collect();
     Ok(IdxArray {
@@ -168,5 +211,13 @@ mod tests {
         let mut b = encode_u8(&[2, 2], &[1, 2, 3, 4]);
         b.truncate(b.len() - 1);
         assert!(parse(&b).unwrap_err().to_string().contains("truncated"));
+        let e = parse(&encode_u8(&[5, 0], &[])).unwrap_err().to_string();
+        assert!(e.contains("dimension 2 of the shape [5, 0] is 0"), "{e}");
+        // A header that announces 2^32 x 2^32 values is refused before allocating.
+        let huge = parse(&[0, 0, 8, 2, 255, 255, 255, 255, 255, 255, 255, 255]);
+        assert!(huge
+            .unwrap_err()
+            .to_string()
+            .contains("the limit of a data file"));
     }
 }

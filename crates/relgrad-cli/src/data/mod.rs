@@ -28,8 +28,31 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-/// A dense table of samples: `rows x cols`, row-major, in `f64`.
-#[derive(Clone, Debug, PartialEq, Default)]
+/// The most values (`rows x cols`) a data file may hold (`2^31`, 16 GiB as `f64`): a
+/// header that announces more is refused before anything is allocated.
+pub const MAX_VALUES: usize = 1 << 31;
+
+/// The most bytes of text a CSV file may hold, after decompression (4 GiB); larger data
+/// belong in `.npy` files.
+pub const MAX_TEXT_BYTES: u64 = 1 << 32;
+
+/// The number of values of an array of `shape`, refused (before anything is allocated)
+/// above [`MAX_VALUES`].
+pub fn value_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .filter(|&c| c <= MAX_VALUES)
+        .ok_or_else(|| {
+            anyhow!(
+                "the shape {shape:?} holds more than {MAX_VALUES} values, the limit of a data file"
+            )
+        })
+}
+
+/// A dense table of samples: `rows x cols`, row-major, in `f64`, with where each row came
+/// from so that messages number rows as the file does.
+#[derive(Clone, Debug, Default)]
 pub struct Table {
     /// Number of samples.
     pub rows: usize,
@@ -37,13 +60,31 @@ pub struct Table {
     pub cols: usize,
     /// The values, row-major.
     pub values: Vec<f64>,
+    /// The file's (one-based) row number of each row, when the table is a selection of
+    /// a file's rows (a split part); `None` when row `i` is the file's row `i + 1`.
+    pub file_rows: Option<Vec<usize>>,
+    /// The (one-based) line of each of the file's rows, for text files (CSV), indexed by
+    /// file row.
+    pub file_lines: Option<std::sync::Arc<[usize]>>,
+}
+
+/// Tables are equal when their shapes and values are (not where the rows came from).
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.rows == other.rows && self.cols == other.cols && self.values == other.values
+    }
 }
 
 impl Table {
     /// Wraps row-major values. Panics if the length is not `rows * cols`.
     pub fn new(rows: usize, cols: usize, values: Vec<f64>) -> Self {
         assert_eq!(values.len(), rows * cols, "Table::new: length mismatch");
-        Self { rows, cols, values }
+        Self {
+            rows,
+            cols,
+            values,
+            ..Self::default()
+        }
     }
 
     /// Builds a table from a function of `(row, col)`.
@@ -54,7 +95,7 @@ impl Table {
                 values.push(f(i, j));
             }
         }
-        Self { rows, cols, values }
+        Self::new(rows, cols, values)
     }
 
     /// Element `(i, j)`.
@@ -67,13 +108,31 @@ impl Table {
         &self.values[i * self.cols..(i + 1) * self.cols]
     }
 
-    /// The rows at `indices`, in that order.
+    /// The rows at `indices`, in that order (remembering their file rows).
     pub fn select(&self, indices: &[usize]) -> Table {
         let mut values = Vec::with_capacity(indices.len() * self.cols);
         for &i in indices {
             values.extend_from_slice(self.row(i));
         }
-        Table::new(indices.len(), self.cols, values)
+        Table {
+            file_rows: Some(indices.iter().map(|&i| self.file_row(i)).collect()),
+            file_lines: self.file_lines.clone(),
+            ..Table::new(indices.len(), self.cols, values)
+        }
+    }
+
+    /// The file's one-based row number of row `i`.
+    pub fn file_row(&self, i: usize) -> usize {
+        self.file_rows.as_ref().map_or(i + 1, |r| r[i])
+    }
+
+    /// Row `i` as the file numbers it: `row 7`, or `row 7 (line 9)` for a text file.
+    pub fn describe_row(&self, i: usize) -> String {
+        let r = self.file_row(i);
+        match self.file_lines.as_ref().and_then(|l| l.get(r - 1)) {
+            Some(line) => format!("row {r} (line {line})"),
+            None => format!("row {r}"),
+        }
     }
 
     /// The first value that is NaN or infinite: `(row, col, value)`, zero-based.
@@ -87,12 +146,13 @@ impl Table {
         self.row(i).iter().all(|v| v.is_finite())
     }
 
-    /// An error naming the first non-finite value (rows and columns counted from 1).
+    /// An error naming the first non-finite value by the file's row (and line) and its
+    /// column, counted from 1.
     pub fn check_finite(&self, what: &str) -> Result<()> {
         if let Some((r, c, v)) = self.first_non_finite() {
             bail!(
-                "{what}: row {}, column {} is not a finite number ({v}); remove or repair that row",
-                r + 1,
+                "{what}: {}, column {} is not a finite number ({v}); remove or repair that row",
+                self.describe_row(r),
                 c + 1
             );
         }
@@ -320,10 +380,9 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
     let is_csv_name = ext == "csv" || ext == "tsv" || ext == "txt" || name.ends_with(".csv.gz");
     if !is_csv_name {
         // IDX files are often gzip-compressed: look inside.
-        let bytes = idx::read_maybe_gz(path)?;
-        if idx::looks_like_idx(&bytes) {
-            let a = idx::parse(&bytes)
-                .with_context(|| format!("{} is not a readable IDX file", path.display()))?;
+        let head = idx::sniff(path, 4096)?;
+        if idx::looks_like_idx(&head) {
+            let a = idx::read(path)?;
             let image = (a.shape.len() == 3).then(|| ImageShape {
                 height: a.shape[1],
                 width: a.shape[2],
@@ -335,7 +394,7 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
                 levels,
             });
         }
-        if bytes.iter().take(4096).any(|&b| b == 0) {
+        if head.contains(&0) {
             bail!(
                 "{}: unrecognised format (expected .npy, .csv, or an IDX file such as MNIST's)",
                 path.display()
@@ -344,7 +403,10 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
     }
     let t = csv::read(path)?;
     Ok(Dataset {
-        table: t.table,
+        table: Table {
+            file_lines: Some(t.lines.into()),
+            ..t.table
+        },
         image: None,
         levels: None,
     })

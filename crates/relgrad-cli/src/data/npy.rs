@@ -95,10 +95,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         bail!("a 0-dimensional array (a scalar) is not a data set");
     }
     let (kind, size, big_endian) = parse_descr(&descr)?;
-    let count: usize = shape
-        .iter()
-        .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| anyhow!("the shape {shape:?} is too large"))?;
+    let count = super::value_count(&shape)?;
     let data = &bytes[start + header_len..];
     let need = count
         .checked_mul(size)
@@ -171,7 +168,8 @@ fn parse_descr(descr: &str) -> Result<(Kind, usize, bool)> {
         _ => (b'=', descr),
     };
     let big_endian = order == b'>' || (order == b'=' && cfg!(target_endian = "big"));
-    let (k, n) = rest.split_at(1.min(rest.len()));
+    let k_len = rest.chars().next().map_or(0, char::len_utf8);
+    let (k, n) = rest.split_at(k_len);
     let size: usize = n
         .parse()
         .map_err(|_| anyhow!("unsupported dtype {descr:?}"))?;

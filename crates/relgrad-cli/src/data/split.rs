@@ -111,6 +111,7 @@ fn load_extra(src: &Source, cols: usize, what: &str) -> Result<Table> {
         src.describe(),
         t.cols
     );
+    t.check_finite(&format!("the {what} data ({})", src.describe()))?;
     Ok(t)
 }
 

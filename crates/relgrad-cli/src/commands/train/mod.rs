@@ -30,7 +30,7 @@ use settings::{DataSpec, Job};
 use super::backend;
 use crate::checkpoint;
 use crate::cli::TrainArgs;
-use crate::data::{split, Source, Splits};
+use crate::data::{split, Splits};
 use crate::util::short_float;
 use crate::{ExitError, EXIT_DIVERGED, EXIT_INTERRUPTED};
 
@@ -74,26 +74,21 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Loads and splits the data, and checks every part for non-finite values, naming it.
+/// Loads the data, checks it for non-finite values (numbering rows as the file does,
+/// before any split), and splits it.
 fn load_splits(data: &DataSpec) -> Result<Splits> {
     let desc = data.source.describe();
     let loaded = data
         .source
         .load()
         .with_context(|| format!("loading the training data {desc}"))?;
-    let splits = split(loaded, &data.split)?;
-    splits
-        .train
-        .table
-        .check_finite(&format!("the training data ({desc})"))?;
-    let named = |s: &Option<Source>| s.as_ref().map_or(desc.clone(), Source::describe);
-    if let Some(v) = &splits.val {
-        v.check_finite(&format!("the validation data ({})", named(&data.split.val)))?;
+    loaded.main.table.check_finite(&desc)?;
+    if let Some(t) = &loaded.test {
+        t.table
+            .check_finite(&format!("the bundled test images of {desc}"))?;
     }
-    if let Some(t) = &splits.test {
-        t.check_finite(&format!("the test data ({})", named(&data.split.test)))?;
-    }
-    Ok(splits)
+    // Extra --val and --test files are checked as they are loaded.
+    split(loaded, &data.split)
 }
 
 /// The default run directory: `runs/<data>-<preprocess>-l<L>-<optimizer>-lr<lr>-b<batch>-s<seed>`.
@@ -197,9 +192,14 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
             dir,
             checkpoint,
             epochs,
+            allow_changed_data,
         } => (
-            Fit::resume(&be, *checkpoint, train, val, epochs)
-                .map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?,
+            if allow_changed_data {
+                Fit::resume_on_changed_data(&be, *checkpoint, train, val, epochs)
+            } else {
+                Fit::resume(&be, *checkpoint, train, val, epochs)
+            }
+            .map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?,
             dir,
         ),
     };
@@ -228,7 +228,6 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
             eprintln!("resuming after epoch {}", fit.epochs_done());
         }
     }
-    let lr = c.optimizer.lr();
     let mut hooks = RunHooks::new(out.clone(), args.quiet, fit.n_train(), c.max_epochs);
     let fitted = fit.run(&mut hooks);
     hooks.clear();
@@ -265,8 +264,8 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
             };
             Err(ExitError {
                 message: format!(
-                    "training diverged at epoch {epoch} (non-finite log-likelihood or gradient); {saved}; try a lower learning rate, e.g. --lr {}{note}",
-                    short_float(lr / 10.0)
+                    "training diverged at epoch {epoch} (non-finite log-likelihood or gradient); {saved}; likely causes: {}{note}",
+                    fitted.advice.as_deref().unwrap_or("unknown")
                 ),
                 code: EXIT_DIVERGED,
             }

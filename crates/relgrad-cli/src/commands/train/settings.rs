@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use relgrad::model::checkpoint::{read_run, AnyCheckpoint};
 use relgrad::model::{FitConfig, Precision, Start};
 use relgrad::{Activation, BaseDensity, GradientKind, Optimizer};
@@ -55,11 +55,20 @@ pub enum Job {
         checkpoint: Box<AnyCheckpoint>,
         /// `--epochs`, when given.
         epochs: Option<usize>,
+        /// `--allow-changed-data`.
+        allow_changed_data: bool,
     },
 }
 
 /// Arguments that may be given with `--resume` (the others describe the model or data).
-const RESUMABLE: [&str; 5] = ["resume", "epochs", "threads", "quiet", "force"];
+const RESUMABLE: [&str; 6] = [
+    "resume",
+    "epochs",
+    "threads",
+    "quiet",
+    "force",
+    "allow_changed_data",
+];
 
 fn activation_of(a: ActivationArg, alpha: f64) -> Result<Activation> {
     let act = match a {
@@ -67,7 +76,8 @@ fn activation_of(a: ActivationArg, alpha: f64) -> Result<Activation> {
         ActivationArg::LeakyRelu => Activation::LeakyRelu { alpha },
         ActivationArg::TanhLinear => Activation::TanhLinear { beta: alpha },
     };
-    act.validate().map_err(|e| anyhow!("--alpha: {e}"))?;
+    act.validate()
+        .map_err(|e| crate::usage_error(format!("--alpha: {e}")))?;
     Ok(act)
 }
 
@@ -82,11 +92,12 @@ pub fn resume(
         .filter(|id| !RESUMABLE.contains(&id.as_str()))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
-    ensure!(
-        bad.is_empty(),
-        "{} cannot be combined with --resume: a resumed run keeps its own settings (only --epochs and --threads may change)",
-        bad.join(", ")
-    );
+    if !bad.is_empty() {
+        return Err(crate::usage_error(format!(
+            "{} cannot be combined with --resume: a resumed run keeps its own settings (only --epochs and --threads may change)",
+            bad.join(", ")
+        )));
+    }
     let ckpt = dir.join(checkpoint::FILE_NAME);
     ensure!(
         ckpt.exists(),
@@ -106,6 +117,7 @@ pub fn resume(
         dir: dir.to_path_buf(),
         checkpoint,
         epochs: explicit.contains("epochs").then_some(args.epochs),
+        allow_changed_data: args.allow_changed_data,
     };
     Ok((data, job))
 }
@@ -129,10 +141,6 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
             test: extra(&args.test, "--test", 2)?,
         },
     };
-    ensure!(args.layers >= 1, "--layers must be at least 1");
-    if let Some(l) = args.levels {
-        ensure!(l >= 2, "--levels must be at least 2, got {l}");
-    }
     let mut config = FitConfig {
         preprocess: args.preprocess.into(),
         levels: args.levels,
@@ -173,7 +181,9 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
         run_info: data.to_json(),
         ..FitConfig::default()
     };
-    config.optimizer.validate().map_err(|e| anyhow!("{e}"))?;
+    config
+        .validate()
+        .map_err(|e| crate::usage_error(e.to_string()))?;
     let init_path = match &args.init {
         Some(path) => Some(init_from_model(&mut config, path, args, explicit)?),
         None => None,
@@ -219,20 +229,22 @@ fn init_from_model(
             net.base().name().to_string(),
         ),
     ] {
-        ensure!(
-            !explicit.contains(flag) || given == ours,
-            "--{flag} {given} conflicts with the --init model {}, which has {ours}",
-            path.display()
-        );
+        if explicit.contains(flag) && given != ours {
+            return Err(crate::usage_error(format!(
+                "--{flag} {given} conflicts with the --init model {}, which has {ours}",
+                path.display()
+            )));
+        }
     }
     if explicit.contains("preprocess") && args.preprocess != crate::cli::PreprocessArg::Auto {
         let want = relgrad::model::PreprocessKind::from(args.preprocess).name();
-        ensure!(
-            want == mf.preprocess.name(),
-            "--preprocess {want} conflicts with the --init model {}, which uses {}",
-            path.display(),
-            mf.preprocess.name()
-        );
+        if want != mf.preprocess.name() {
+            return Err(crate::usage_error(format!(
+                "--preprocess {want} conflicts with the --init model {}, which uses {}",
+                path.display(),
+                mf.preprocess.name()
+            )));
+        }
     }
     config.n_layers = net.n_layers();
     config.activation = net.activation();
