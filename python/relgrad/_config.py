@@ -93,7 +93,12 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
     out["alpha"] = _float("alpha", p["alpha"], -math.inf, math.inf, low_open=True, high_open=True)
     out["base"] = _choice("base", p["base"], BASES)
     out["init"] = _choice("init", p["init"], INITS)
-    out["init_shift"] = _float("init_shift", p["init_shift"], -math.inf, math.inf, low_open=True, high_open=True)
+    shift = p["init_shift"]
+    out["init_shift"] = (
+        "auto"
+        if isinstance(shift, str) and shift == "auto"
+        else _float("init_shift", shift, -math.inf, math.inf, low_open=True, high_open=True)
+    )
     out["optimizer"] = _choice("optimizer", p["optimizer"], OPTIMIZERS)
     out["learning_rate"] = _float("learning_rate", p["learning_rate"], 0.0, math.inf, low_open=True, high_open=True)
     out["momentum"] = _float("momentum", p["momentum"], 0.0, 1.0, low_open=False, high_open=True)
@@ -199,7 +204,8 @@ def params_from_meta(meta: Mapping[str, Any], defaults: Mapping[str, Any]) -> Di
         # A run started from another model ("model") is recorded as such; refitting
         # starts from the data.
         p["init"] = kind if kind in INITS else "data"
-        p["init_shift"] = float(init.get("shift", 0.0) or 0.0)
+        shift = init.get("shift", 0.0)
+        p["init_shift"] = "auto" if shift == "auto" else float(shift or 0.0)
     opt = t.get("optimizer")
     if isinstance(opt, dict) and opt.get("name") in OPTIMIZERS:
         p["optimizer"] = opt["name"]

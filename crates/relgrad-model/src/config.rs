@@ -17,11 +17,13 @@ pub const MAX_PARAMETERS: usize = 1 << 28;
 /// Where the starting parameters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Start {
-    /// The data-dependent start (about the best full-covariance Gaussian of the training
-    /// data) with this shift of the activations' inputs.
+    /// The data-dependent start: at least about the best full-covariance Gaussian of the
+    /// training data, at any depth (see `relgrad_core::init`).
     Data {
-        /// The shift.
-        shift: f64,
+        /// Where every hidden layer's whitened input is centred (default 0); `None`
+        /// chooses a nearly linear scale per layer on the training rows, which keeps the
+        /// start within half a nat of the Gaussian at any depth (see `relgrad_core::init`).
+        shift: Option<f64>,
     },
     /// Random orthogonal weights from the run's seed, zero biases.
     Orthogonal,
@@ -32,11 +34,13 @@ pub enum Start {
 }
 
 impl Start {
-    /// The JSON recorded in model files and checkpoints (`{"kind": "data", "shift": 0}`,
+    /// The JSON recorded in model files and checkpoints (`{"kind": "data", "shift":
+    /// "auto"}`, `{"kind": "data", "shift": 1.5}`,
     /// ...; a model start records `{"kind": "model"}`, to which a caller may add a path).
     pub fn to_json(&self) -> Value {
         match self {
-            Start::Data { shift } => json!({"kind": "data", "shift": shift}),
+            Start::Data { shift: None } => json!({"kind": "data", "shift": "auto"}),
+            Start::Data { shift: Some(c) } => json!({"kind": "data", "shift": c}),
             Start::Orthogonal => json!({"kind": "orthogonal"}),
             Start::Identity => json!({"kind": "identity"}),
             Start::Model(_) => json!({"kind": "model"}),
@@ -93,7 +97,7 @@ impl Default for FitConfig {
             n_layers: 2,
             activation: Activation::SmoothLeakyRelu { alpha: 0.01 },
             base: BaseDensity::Normal,
-            start: Start::Data { shift: 0.0 },
+            start: Start::Data { shift: Some(0.0) },
             optimizer: Optimizer::Sgd {
                 lr: 3e-4,
                 momentum: 0.9,
@@ -172,7 +176,7 @@ impl FitConfig {
                 ));
             }
         }
-        if let Start::Data { shift } = self.start {
+        if let Start::Data { shift: Some(shift) } = self.start {
             if !shift.is_finite() {
                 return cfg(format!("the start's shift must be finite, got {shift}"));
             }
@@ -250,12 +254,14 @@ impl FitConfig {
         let i = &v["init"];
         let start = match i["kind"].as_str() {
             None if i.is_null() => d.start.clone(),
+            // Files written before the per-layer choice record a number (0 by default).
+            Some("data") if i["shift"] == "auto" => Start::Data { shift: None },
             Some("data") => Start::Data {
-                shift: f64_or(i, "shift", 0.0)?,
+                shift: Some(f64_or(i, "shift", 0.0)?),
             },
             Some("orthogonal") => Start::Orthogonal,
             Some("identity") => Start::Identity,
-            Some("model") => Start::Data { shift: 0.0 },
+            Some("model") => Start::Data { shift: Some(0.0) },
             _ => {
                 return Err(bad(
                     "init",

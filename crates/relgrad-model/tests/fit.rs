@@ -613,7 +613,9 @@ fn invalid_settings_are_named() {
         ),
         (
             FitConfig {
-                start: Start::Data { shift: f64::NAN },
+                start: Start::Data {
+                    shift: Some(f64::NAN),
+                },
                 ..config(3)
             },
             "shift",

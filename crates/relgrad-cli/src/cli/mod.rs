@@ -104,6 +104,16 @@ fn parse_bench_batch(s: &str) -> Result<usize, String> {
     parse_count(s, 1, relgrad::model::config::MAX_PARAMETERS)
 }
 
+fn parse_shift(s: &str) -> Result<ShiftArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(ShiftArg(None));
+    }
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(ShiftArg(Some(x))),
+        _ => Err(format!("expected `auto` or a finite number, got {s:?}")),
+    }
+}
+
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
@@ -176,9 +186,12 @@ pub struct TrainArgs {
     /// Initialisation (ignored with --init MODEL).
     #[arg(long, value_enum, default_value_t = InitScheme::Data, help_heading = "Model")]
     pub init_scheme: InitScheme,
-    /// Shift of the data-dependent initialisation (where the activations' inputs are centred).
-    #[arg(long, default_value_t = 0.0, help_heading = "Model")]
-    pub init_shift: f64,
+    /// Shift of the data-dependent initialisation: a number centres every hidden layer's
+    /// whitened input there (larger is more nearly linear); `auto` chooses a nearly linear
+    /// scale per layer, which starts within half a nat of the best Gaussian at any depth
+    /// but trains slowly from there with the default optimizer.
+    #[arg(long, default_value = "0", value_parser = parse_shift, help_heading = "Model")]
+    pub init_shift: ShiftArg,
     /// Start from the parameters (and preprocessing) of a saved model.
     #[arg(long, value_name = "MODEL", help_heading = "Model")]
     pub init: Option<PathBuf>,

@@ -109,3 +109,7 @@ pub enum Space {
     /// The model's space (after preprocessing).
     Model,
 }
+
+/// `--init-shift`: `auto` (`None`) or a number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShiftArg(pub Option<f64>);

@@ -153,7 +153,7 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
         },
         start: match args.init_scheme {
             InitScheme::Data => Start::Data {
-                shift: args.init_shift,
+                shift: args.init_shift.0,
             },
             InitScheme::Orthogonal => Start::Orthogonal,
             InitScheme::Identity => Start::Identity,
