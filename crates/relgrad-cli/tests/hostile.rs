@@ -262,20 +262,7 @@ fn divergence_advice_fits_the_cause() {
         .stderr(predicate::str::contains(
             "the learning rate 1000 may be too large for these data: try --lr 100",
         ));
-    // Very deep, at a learning rate too small to matter: the depth, not the step size.
-    let deep = out("deep");
-    relgrad()
-        .args([
-            "train", "--data", "digits", "--layers", "60", "--lr", "1e-9",
-        ])
-        .args(["--epochs", "3", "--quiet", "--out", &deep])
-        .assert()
-        .code(3)
-        .stderr(
-            predicate::str::contains("the starting network is already far off")
-                .and(predicate::str::contains("at 60 layers: use fewer layers"))
-                .and(predicate::str::contains("try --lr").not()),
-        );
+    // (Depth and data scale as causes are tested on the library's diagnosis itself.)
     // A start model that does not suit the data (values a million times its scale).
     let moons = out("moons");
     relgrad()

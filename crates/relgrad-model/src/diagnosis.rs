@@ -99,3 +99,79 @@ fn short(x: f64) -> String {
         format!("{x:.1e}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relgrad_core::{EpochMetrics, Optimizer};
+
+    fn history(start_ll: f64) -> History {
+        History {
+            epochs: vec![EpochMetrics {
+                epoch: 0,
+                train_ll: Some(start_ll),
+                val_ll: None,
+                seconds: 0.0,
+                steps: 0,
+            }],
+            best_epoch: 0,
+            stopped_early: false,
+        }
+    }
+
+    fn advice(config: &FitConfig, start_ll: f64, max_abs: f64) -> String {
+        divergence_advice(&DivergenceFacts {
+            config,
+            history: &history(start_ll),
+            max_abs,
+            gaussian_ll: Some(-112.6),
+        })
+    }
+
+    #[test]
+    fn each_cause_gets_its_own_advice() {
+        let mut c = FitConfig::default();
+        // Nothing unusual: the learning rate.
+        let a = advice(&c, -115.0, 5.0);
+        assert_eq!(
+            a,
+            "the learning rate 0.0003 may be too large for these data: try --lr 3.0e-5"
+        );
+        // Deep, far off at the start, at a learning rate too small to matter.
+        c.n_layers = 60;
+        c.optimizer = Optimizer::Sgd {
+            lr: 1e-9,
+            momentum: 0.9,
+        };
+        let a = advice(&c, -2513.5, 5.0);
+        assert!(a.starts_with("the starting network is already far off (-2513.5 nats against the best Gaussian's -112.6 at epoch 0) at 60 layers: use fewer layers"), "{a}");
+        assert!(a.contains("60 layers in f32 can overflow"), "{a}");
+        assert!(!a.contains("--lr"), "{a}");
+        // A start model that does not suit the data, on a large scale.
+        c.n_layers = 2;
+        let net = relgrad_core::InvertibleMlp::<f64>::identity(
+            2,
+            1,
+            relgrad_core::Activation::default(),
+            relgrad_core::BaseDensity::Normal,
+            true,
+        )
+        .unwrap();
+        let model =
+            crate::DensityModel::new(crate::Network::F64(net), crate::Preprocess::None).unwrap();
+        c.start = Start::Model(Box::new(model));
+        let a = advice(&c, f64::NEG_INFINITY, 3.8e6);
+        assert!(
+            a.starts_with("the start model fits these data badly"),
+            "{a}"
+        );
+        assert!(a.contains("the training values reach 3.8e6"), "{a}");
+        // Nothing points anywhere and the step is tiny: say so.
+        c.start = Start::Data { shift: Some(0.0) };
+        let a = advice(&c, -113.0, 1.0);
+        assert!(
+            a.contains("is already tiny, so the step size is not the cause"),
+            "{a}"
+        );
+    }
+}
