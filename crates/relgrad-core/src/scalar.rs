@@ -58,7 +58,7 @@ pub trait Scalar:
 /// `log2 N` steps long instead of Horner's `N`, which is what limits the vectorised
 /// activation loops. Fully unrolled once inlined with a constant `N`.
 #[inline(always)]
-fn estrin<T: Scalar, const N: usize>(fma: bool, x: T, c: [T; N]) -> T {
+pub(crate) fn estrin<T: Scalar, const N: usize>(fma: bool, x: T, c: [T; N]) -> T {
     let mut v = c;
     let mut len = N;
     let mut p = x;
