@@ -69,13 +69,14 @@ class Flow(DensityMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_layers : int, default=2
+    n_layers : int, default=3
         Number of layers ``L``, each ``D x D`` with a bias, an activation between layers
         (``relgrad train --layers``).
-    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear"}, default="smooth-leaky-relu"
-        Activation between layers (``--activation``).
-    alpha : float, default=0.01
-        The activation's parameter, its slope for large negative inputs (``--alpha``).
+    activation : {"tanh-linear", "smooth-leaky-relu", "leaky-relu"}, default="tanh-linear"
+        Activation between layers (``--activation``): ``tanh(x) + alpha x``, or the
+        paper's smooth leaky ReLU ``alpha x + (1 - alpha) softplus(x)``, or the leaky ReLU.
+    alpha : float, default=0.1
+        The activation's parameter, the slope of its linear part (``--alpha``).
     base : {"normal", "laplace", "logistic"}, default="normal"
         Base density of the latents (``--base``).
     init : {"data", "orthogonal", "identity"}, default="data"
@@ -195,9 +196,9 @@ class Flow(DensityMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_layers: int = 2,
-        activation: str = "smooth-leaky-relu",
-        alpha: float = 0.01,
+        n_layers: int = 3,
+        activation: str = "tanh-linear",
+        alpha: float = 0.1,
         base: str = "normal",
         init: str = "data",
         init_shift: Union[float, str] = 0.0,

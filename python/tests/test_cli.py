@@ -43,7 +43,7 @@ def cli_run(cli, data, tmp_path_factory):
 def test_python_fit_equals_the_cli_fit(cli_run, data):
     ours = Flow(dtype="float64", max_epochs=3, validation_fraction=0.1, random_state=0).fit(data)
     theirs = relgrad.load(cli_run)
-    assert len(ours.weights_) == len(theirs.weights_) == 2
+    assert len(ours.weights_) == len(theirs.weights_) == 3
     for a, b in zip(ours.weights_ + ours.biases_, theirs.weights_ + theirs.biases_):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
     assert ours.preprocess_["kind"] == theirs.preprocess_["kind"] == "standardize"

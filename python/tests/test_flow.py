@@ -54,7 +54,7 @@ def test_fit_sets_the_fitted_attributes(X):
     f = Flow(max_epochs=4, n_iter_no_change=0, random_state=3)
     assert f.fit(X) is f
     assert f.n_features_in_ == 3
-    assert len(f.weights_) == 2 and len(f.biases_) == 2
+    assert len(f.weights_) == 3 and len(f.biases_) == 3
     assert all(w.shape == (3, 3) and w.dtype == np.float32 for w in f.weights_)
     assert all(b.shape == (3,) and b.dtype == np.float32 for b in f.biases_)
     assert f.preprocess_["kind"] == "standardize"
@@ -84,7 +84,9 @@ def test_verbs(X):
     np.testing.assert_allclose(f.score_samples(X[10:20]), s[10:20], rtol=1e-12)
     z = f.transform(X[:50])
     assert z.shape == (50, 3)
-    np.testing.assert_allclose(f.inverse_transform(z), X[:50], rtol=1e-6, atol=1e-6)
+    # float32: each saturated tanh-linear unit (slope down to alpha = 0.1) amplifies the
+    # forward pass's rounding tenfold on the way back.
+    np.testing.assert_allclose(f.inverse_transform(z), X[:50], rtol=5e-5, atol=5e-5)
     x1 = f.sample(100, random_state=7)
     assert x1.shape == (100, 3)
     np.testing.assert_array_equal(x1, f.sample(100, random_state=7))
@@ -280,7 +282,7 @@ def test_callback_keyboard_interrupt_keeps_the_best_parameters(X):
     with pytest.raises(KeyboardInterrupt):
         f.fit(X, callback=cb)
     assert f.n_epochs_ == 3 and f.stop_reason_ == "cancelled"
-    assert len(f.weights_) == 2 and 0 <= f.best_epoch_ <= 3
+    assert len(f.weights_) == 3 and 0 <= f.best_epoch_ <= 3
     assert np.all(np.isfinite(f.score_samples(X)))
     # The kept parameters are the best epoch's: its validation log-likelihood is the best.
     assert f.history_["val_ll"][f.best_epoch_] == np.nanmax(f.history_["val_ll"])

@@ -154,7 +154,19 @@ fn option_values_no_input_could_fix_are_usage_errors() {
         2,
         "expected a fraction in [0, 1)",
     );
-    exits(&["train", "--data", "moons", "--alpha", "2"], 2, "--alpha");
+    exits(
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--activation",
+            "smooth-leaky-relu",
+            "--alpha",
+            "2",
+        ],
+        2,
+        "--alpha",
+    );
     exits(
         &["train", "--data", "moons", "--momentum", "1"],
         2,
@@ -181,12 +193,12 @@ fn option_values_no_input_could_fix_are_usage_errors() {
             "--init",
             run.to_str().unwrap(),
             "--layers",
-            "3",
+            "4",
             "--out",
             dir.path().join("r2").to_str().unwrap(),
         ],
         2,
-        "--layers 3 conflicts with the --init model",
+        "--layers 4 conflicts with the --init model",
     );
 }
 

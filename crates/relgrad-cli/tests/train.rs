@@ -40,8 +40,8 @@ fn train_writes_every_output_for_2d_data() {
     let meta = metadata(&out.join("model.safetensors"));
     assert_eq!(meta["format"], "relgrad-invertible-mlp");
     assert_eq!(meta["dim"], "2");
-    assert_eq!(meta["n_layers"], "2");
-    assert_eq!(meta["activation"], "smooth-leaky-relu");
+    assert_eq!(meta["n_layers"], "3");
+    assert_eq!(meta["activation"], "tanh-linear");
     let pre = meta_json(&out.join("model.safetensors"), "preprocess");
     assert_eq!(pre["kind"], "standardize");
     assert_eq!(pre["mean"].as_array().unwrap().len(), 2);
@@ -99,7 +99,7 @@ fn default_run_directory_is_deterministic_and_protected() {
         .success();
     let run = dir
         .path()
-        .join("runs/rings-standardize-l2-sgd-lr3e-4-b100-s0");
+        .join("runs/rings-standardize-l3-sgd-lr3e-4-b100-s0");
     assert!(run.join("model.safetensors").exists());
     relgrad()
         .current_dir(dir.path())

@@ -57,9 +57,10 @@ pub struct FitConfig {
     /// The data's quantisation levels (17 for the digits, 256 for 8-bit images), when
     /// the rows are integer pixels.
     pub levels: Option<u32>,
-    /// Number of layers (each `D x D` with a bias; activation between layers). Default 2.
+    /// Number of layers (each `D x D` with a bias; activation between layers). Default 3.
     pub n_layers: usize,
-    /// Activation between layers. Default: smooth leaky ReLU, `alpha = 0.01`.
+    /// Activation between layers. Default: tanh-linear, `beta = 0.1` (measured to make
+    /// depth pay where the paper's smooth leaky ReLU does not: `docs/algorithm.md`).
     pub activation: Activation,
     /// Base density of the latents. Default: normal.
     pub base: BaseDensity,
@@ -94,8 +95,8 @@ impl Default for FitConfig {
         Self {
             preprocess: PreprocessKind::Auto,
             levels: None,
-            n_layers: 2,
-            activation: Activation::SmoothLeakyRelu { alpha: 0.01 },
+            n_layers: 3,
+            activation: Activation::TanhLinear { beta: 0.1 },
             base: BaseDensity::Normal,
             start: Start::Data { shift: Some(0.0) },
             optimizer: Optimizer::Sgd {

@@ -172,13 +172,14 @@ pub struct TrainArgs {
     pub levels: Option<u32>,
 
     /// Number of layers L (each D x D with a bias; activation between layers).
-    #[arg(long, default_value_t = 2, value_parser = parse_layers, help_heading = "Model")]
+    #[arg(long, default_value_t = 3, value_parser = parse_layers, help_heading = "Model")]
     pub layers: usize,
     /// Activation between layers.
-    #[arg(long, value_enum, default_value_t = ActivationArg::SmoothLeakyRelu, help_heading = "Model")]
+    #[arg(long, value_enum, default_value_t = ActivationArg::TanhLinear, help_heading = "Model")]
     pub activation: ActivationArg,
-    /// The activation's parameter (its slope for large negative inputs).
-    #[arg(long, default_value_t = 0.01, help_heading = "Model")]
+    /// The activation's parameter (the slope of its linear part: for large negative
+    /// inputs of the leaky ReLUs, everywhere for tanh-linear).
+    #[arg(long, default_value_t = 0.1, help_heading = "Model")]
     pub alpha: f64,
     /// Base density of the latents.
     #[arg(long, value_enum, default_value_t = BaseArg::Normal, help_heading = "Model")]
