@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib.metadata as _md
 import math
 import os
 import platform
@@ -39,6 +38,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DOCS = ROOT / "docs"
+
+# Shared with the comparison script (same digits preprocessing, same report helpers).
+sys.path.insert(0, str(ROOT / "benches" / "python"))
+from compare import cpu_model, logit_transform, version  # noqa: E402
 
 SPLIT_SEED = 0  # the seed of every train/val/test split (relgrad train's default)
 DATA_SEED = 0  # numpy seed of the toy data and of the baselines' dequantisation noise
@@ -125,16 +128,6 @@ class Data:
     units: str  # what a test number is
     curve_units: str  # what a validation number (curves, start) is
     description: str
-
-
-def logit_transform(pixels: np.ndarray, noise: np.ndarray):
-    """relgrad's ``logit`` preprocessing for given noise, and ``ln |dy/dpixel|`` per row
-    (as compare.py)."""
-    u = (pixels + noise) / LEVELS
-    s = LAMBDA + (1.0 - 2.0 * LAMBDA) * u
-    y = np.log(s) - np.log1p(-s)
-    logjac = np.sum(math.log1p(-2.0 * LAMBDA) - np.log(s) - np.log1p(-s), axis=1) - pixels.shape[1] * math.log(LEVELS)
-    return y, logjac
 
 
 def split(n: int):
@@ -500,24 +493,6 @@ def plot_depth(
 
 
 # --------------------------------------------------------------------------- report
-
-
-def version(dist: str) -> str:
-    try:
-        return _md.version(dist)
-    except _md.PackageNotFoundError:
-        return "not installed"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def git_head() -> str:

@@ -27,6 +27,15 @@ impl Gaussian {
         Ok(Self { mean, chol, ridge })
     }
 
+    /// The mean log-likelihood of the rows it was fitted to, in closed form:
+    /// `-D/2 (1 + ln 2 pi) - ln det L` (exact when [`Gaussian::ridge`] is 0; with a ridge,
+    /// the regularised Gaussian's own entropy term).
+    pub fn fitted_mean_log_likelihood(&self) -> f64 {
+        let d = self.mean.len() as f64;
+        let log_det_half: f64 = (0..self.mean.len()).map(|i| self.chol.get(i, i).ln()).sum();
+        -0.5 * d * (1.0 + (2.0 * core::f64::consts::PI).ln()) - log_det_half
+    }
+
     /// The log-density of every row of `x` (nats).
     pub fn log_prob<T: Scalar>(&self, x: MatRef<'_, T>) -> Result<Vec<f64>> {
         let d = self.mean.len();

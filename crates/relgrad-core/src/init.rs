@@ -29,7 +29,8 @@ use crate::activation::Activation;
 use crate::backend::{Backend, Trans};
 use crate::density::BaseDensity;
 use crate::error::{Error, Result};
-use crate::linalg::{cholesky_ridged, lower_inverse, mean_cov, random_orthogonal};
+use crate::gaussian::Gaussian;
+use crate::linalg::{lower_inverse, random_orthogonal};
 use crate::matrix::{Mat, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
@@ -147,10 +148,9 @@ fn whitening<T: Scalar, B: Backend<T>>(
     backend: &B,
     x: MatRef<'_, T>,
 ) -> Result<(Vec<f64>, Mat<f64>)> {
-    let (mean, cov) = mean_cov(backend, x)?;
-    let (chol, _) = cholesky_ridged(&cov, 1e-9)?;
+    let g = Gaussian::fit(backend, x)?;
     // cov = L L^T, so x L^{-T} has identity covariance.
-    Ok((mean, lower_inverse(&chol).transpose()))
+    Ok((g.mean, lower_inverse(&g.chol).transpose()))
 }
 
 /// Rows used to choose a layer's scale and shift: enough for a stable covariance.
@@ -158,14 +158,9 @@ fn selection_rows(n: usize, d: usize) -> usize {
     n.min(2000.max(4 * d))
 }
 
-/// The best Gaussian's mean log-likelihood of the rows of `y`:
-/// `-D/2 (1 + ln 2 pi) - ln det L` with `cov = L L^T`.
+/// The best Gaussian's mean log-likelihood of the rows of `y`.
 fn gaussian_ll<T: Scalar, B: Backend<T>>(backend: &B, y: MatRef<'_, T>) -> Result<f64> {
-    let (_, cov) = mean_cov(backend, y)?;
-    let (chol, _) = cholesky_ridged(&cov, 1e-9)?;
-    let d = y.cols() as f64;
-    let log_det: f64 = (0..y.cols()).map(|i| chol.get(i, i).ln()).sum();
-    Ok(-0.5 * d * (1.0 + (2.0 * core::f64::consts::PI).ln()) - log_det)
+    Ok(Gaussian::fit(backend, y)?.fitted_mean_log_likelihood())
 }
 
 /// A hidden layer's change in Gaussian log-likelihood on whitened rows `z` when they

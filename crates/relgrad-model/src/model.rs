@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::evaluation::{bits_per_dim, quantiles, Evaluation, MeanSe};
 use crate::network::{ModelBackend, Network};
-use crate::preprocess::{check_finite, Preprocess, Transformed};
+use crate::preprocess::{check_finite, first_non_finite, Preprocess, Transformed};
 use crate::split::{noise_seed, Part};
 
 /// The most values (`rows x dim`) one call may produce or take at once (`2^31`, 16 GiB
@@ -80,12 +80,6 @@ fn check_size_within(rows: usize, cols: usize, limit: usize, what: &str) -> Resu
         )));
     }
     Ok(())
-}
-
-/// The (one-based) row and column of the first non-finite value of `m`.
-fn first_non_finite(m: &Mat<f64>) -> Option<(usize, usize)> {
-    let k = m.as_slice().iter().position(|v| !v.is_finite())?;
-    Some((k / m.cols() + 1, k % m.cols() + 1))
 }
 
 /// An error naming the first non-finite value of `values` (one per row).

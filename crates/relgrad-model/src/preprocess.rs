@@ -383,14 +383,18 @@ impl Preprocess {
     }
 }
 
+/// The (one-based) row and column of the first non-finite value of `m`.
+pub(crate) fn first_non_finite(m: &Mat<f64>) -> Option<(usize, usize)> {
+    let k = m.as_slice().iter().position(|v| !v.is_finite())?;
+    Some((k / m.cols() + 1, k % m.cols() + 1))
+}
+
 /// An error naming the first value of `m` that overflowed (the inputs were finite).
 fn overflow_check(m: &Mat<f64>, what: &str) -> Result<()> {
-    match m.as_slice().iter().position(|v| !v.is_finite()) {
+    match first_non_finite(m) {
         None => Ok(()),
-        Some(k) => Err(Error::NonFiniteResult(format!(
-            "row {}, column {}: the value {what} overflows (the standardisation's mean and std are extreme for these data)",
-            k / m.cols() + 1,
-            k % m.cols() + 1
+        Some((row, col)) => Err(Error::NonFiniteResult(format!(
+            "row {row}, column {col}: the value {what} overflows (the standardisation's mean and std are extreme for these data)"
         ))),
     }
 }
