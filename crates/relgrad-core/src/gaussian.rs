@@ -2,8 +2,9 @@
 //! should beat on held-out data.
 
 use crate::backend::Backend;
+use crate::collective::Collective;
 use crate::error::{Error, Result};
-use crate::linalg::{cholesky_ridged, mean_cov};
+use crate::linalg::{cholesky_ridged, mean_cov, mean_cov_across};
 use crate::matrix::{Mat, MatRef};
 use crate::scalar::Scalar;
 
@@ -23,6 +24,18 @@ impl Gaussian {
     /// ridge (from `1e-9` times its mean variance up) that makes it positive definite.
     pub fn fit<T: Scalar, B: Backend<T>>(backend: &B, x: MatRef<'_, T>) -> Result<Self> {
         let (mean, cov) = mean_cov(backend, x)?;
+        let (chol, ridge) = cholesky_ridged(&cov, 1e-9)?;
+        Ok(Self { mean, chol, ridge })
+    }
+
+    /// [`Gaussian::fit`] to the rows held by all processes of `comm` together (`x`: this
+    /// process's rows): every process gets the same Gaussian.
+    pub fn fit_across<T: Scalar, B: Backend<T>, C: Collective>(
+        backend: &B,
+        x: MatRef<'_, T>,
+        comm: &C,
+    ) -> Result<Self> {
+        let (mean, cov) = mean_cov_across(backend, x, comm)?;
         let (chol, ridge) = cholesky_ridged(&cov, 1e-9)?;
         Ok(Self { mean, chol, ridge })
     }

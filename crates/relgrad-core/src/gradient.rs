@@ -196,18 +196,19 @@ fn forward_train<T: Scalar, B: Backend<T>>(
 }
 
 /// Runs the forward and backward passes, calling `per_layer(l, delta_l, ws)` for
-/// `l = L-1 .. 0` with `Delta_l` (already divided by `B`) while it is valid.
+/// `l = L-1 .. 0` with `Delta_l` (already multiplied by `inv_b`, one over the batch
+/// size) while it is valid.
 fn backward<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
     backend: &B,
     x: MatRef<'_, T>,
     ws: &mut Workspace<T, B>,
+    inv_b: T,
     mut per_layer: impl FnMut(usize, &mut Workspace<T, B>),
 ) {
     let n = x.rows();
     let d = ws.dim;
     let len = n * d;
-    let inv_b = T::one() / T::from_usize(n).expect("batch size fits the scalar");
     forward_train(model, backend, x, ws, inv_b);
     let n_layers = model.n_layers();
     for l in (0..n_layers).rev() {
@@ -250,9 +251,28 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
     ws: &mut Workspace<T, B>,
 ) -> Result<()> {
     check(model, &x, ws)?;
+    relative_part(model, backend, x, inv_batch(x.rows()), true, ws);
+    Ok(())
+}
+
+/// One over a batch size.
+fn inv_batch<T: Scalar>(n: usize) -> T {
+    T::one() / T::from_usize(n).expect("batch size fits the scalar")
+}
+
+/// The relative gradient's terms from the rows `x` (checked, non-empty), each row weighted
+/// `inv_b`, plus the log-determinant terms `+W`, `+b` if `prior`.
+fn relative_part<T: Scalar, B: Backend<T>>(
+    model: &InvertibleMlp<T>,
+    backend: &B,
+    x: MatRef<'_, T>,
+    inv_b: T,
+    prior: bool,
+    ws: &mut Workspace<T, B>,
+) {
     let n = x.rows();
     let d = model.dim();
-    backward(model, backend, x, ws, |l, ws| {
+    backward(model, backend, x, ws, inv_b, |l, ws| {
         let layer = &model.layers()[l];
         let w = layer.weight.as_ref();
         let y = ws.y[l].top(n);
@@ -261,7 +281,11 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
         let gb = &mut ws.grad.biases[l];
         if n <= d {
             // (W Y^T) Delta + W: two B D^2 products.
-            gw.as_mut_slice().copy_from_slice(layer.weight.as_slice());
+            if prior {
+                gw.as_mut_slice().copy_from_slice(layer.weight.as_slice());
+            } else {
+                gw.as_mut_slice().fill(T::zero());
+            }
             let mut wy = MatMut::from_slice(&mut ws.prod[..d * n], d, n);
             backend.gemm(
                 T::one(),
@@ -292,7 +316,11 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
                         }
                     },
                 );
-                gb.copy_from_slice(&layer.bias);
+                if prior {
+                    gb.copy_from_slice(&layer.bias);
+                } else {
+                    gb.fill(T::zero());
+                }
                 add_transposed_times(delta, v, gb);
             }
         } else {
@@ -308,8 +336,10 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
                 T::zero(),
                 yd.rb_mut(),
             );
-            for i in 0..d {
-                yd.set(i, i, yd.get(i, i) + T::one());
+            if prior {
+                for i in 0..d {
+                    yd.set(i, i, yd.get(i, i) + T::one());
+                }
             }
             backend.gemm(
                 T::one(),
@@ -333,7 +363,6 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
             gb.fill(T::zero());
         }
     });
-    Ok(())
 }
 
 /// The Euclidean gradient `dJ/dW_l = H_{l-1}^T Delta_l + W_l^{-T}`, `dJ/db_l = Delta_l^T 1`,
@@ -346,19 +375,38 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
     ws: &mut Workspace<T, B>,
 ) -> Result<()> {
     check(model, &x, ws)?;
+    naive_part(model, backend, x, inv_batch(x.rows()), true, ws)
+}
+
+/// The naive gradient's terms from the rows `x` (checked; empty only if `prior`), each
+/// row weighted `inv_b`, plus the log-determinant terms `W^{-T}` if `prior`.
+fn naive_part<T: Scalar, B: Backend<T>>(
+    model: &InvertibleMlp<T>,
+    backend: &B,
+    x: MatRef<'_, T>,
+    inv_b: T,
+    prior: bool,
+    ws: &mut Workspace<T, B>,
+) -> Result<()> {
     let n = x.rows();
     let d = model.dim();
-    if ws.lu.is_none() {
+    if !prior {
+        ws.grad
+            .weights
+            .iter_mut()
+            .for_each(|w| w.as_mut_slice().fill(T::zero()));
+    }
+    if ws.lu.is_none() && prior {
         ws.lu = Some((backend.lu_workspace(d), crate::matrix::Mat::zeros(d, d)));
     }
     let mut singular = None;
-    backward(model, backend, x, ws, |l, ws| {
+    let mut inverse_transposed = |l: usize, ws: &mut Workspace<T, B>| {
         let layer = &model.layers()[l];
         let (lu, inv) = ws.lu.as_mut().expect("made above");
         let ld = backend.lu_factor(layer.weight.as_ref(), lu);
         if ld.is_singular() {
             singular.get_or_insert(l);
-            return;
+            return false;
         }
         backend.lu_inverse(lu, inv.as_mut());
         let gw = &mut ws.grad.weights[l];
@@ -367,6 +415,22 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
                 gw.set(i, j, inv.get(j, i));
             }
         }
+        true
+    };
+    if n == 0 {
+        for l in 0..model.n_layers() {
+            if prior {
+                inverse_transposed(l, ws);
+            }
+            ws.grad.biases[l].fill(T::zero());
+        }
+        return singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }));
+    }
+    backward(model, backend, x, ws, inv_b, |l, ws| {
+        if prior && !inverse_transposed(l, ws) {
+            return;
+        }
+        let gw = &mut ws.grad.weights[l];
         let input = if l == 0 { x } else { ws.h[l - 1].top(n) };
         let delta = ws.delta.top(n);
         backend.gemm(
@@ -388,10 +452,7 @@ pub fn naive_gradient<T: Scalar, B: Backend<T>>(
             );
         }
     });
-    match singular {
-        Some(layer) => Err(Error::Singular { layer }),
-        None => Ok(()),
-    }
+    singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }))
 }
 
 /// Computes the chosen gradient into `ws.grad`.
@@ -405,5 +466,58 @@ pub fn gradient<T: Scalar, B: Backend<T>>(
     match kind {
         GradientKind::Relative => relative_gradient(model, backend, x, ws),
         GradientKind::Naive => naive_gradient(model, backend, x, ws),
+    }
+}
+
+/// One process's share of the gradient of the mean log-likelihood of a batch of `total`
+/// rows split across processes (data-parallel training, see [`crate::collective`]): the
+/// terms of this process's rows `x` (possibly none), each weighted `1 / total`, plus the
+/// log-determinant terms if `prior` (exactly one process adds them). The shares of all
+/// processes add up to [`gradient`] of the whole batch. Written to `ws.grad`.
+pub fn partial_gradient<T: Scalar, B: Backend<T>>(
+    kind: GradientKind,
+    model: &InvertibleMlp<T>,
+    backend: &B,
+    x: MatRef<'_, T>,
+    total: usize,
+    prior: bool,
+    ws: &mut Workspace<T, B>,
+) -> Result<()> {
+    if x.rows() > 0 {
+        check(model, &x, ws)?;
+    } else if x.cols() != model.dim() {
+        return Err(Error::DimensionMismatch {
+            expected: model.dim(),
+            found: x.cols(),
+        });
+    }
+    if total < x.rows().max(1) {
+        return Err(Error::InvalidConfig(format!(
+            "a share of {} rows of a batch of {total}",
+            x.rows()
+        )));
+    }
+    let inv_b = inv_batch(total);
+    match kind {
+        GradientKind::Naive => naive_part(model, backend, x, inv_b, prior, ws),
+        GradientKind::Relative if x.rows() == 0 => {
+            let g = &mut ws.grad;
+            for (l, layer) in model.layers().iter().enumerate() {
+                if prior {
+                    g.weights[l]
+                        .as_mut_slice()
+                        .copy_from_slice(layer.weight.as_slice());
+                    g.biases[l].copy_from_slice(&layer.bias);
+                } else {
+                    g.weights[l].as_mut_slice().fill(T::zero());
+                    g.biases[l].fill(T::zero());
+                }
+            }
+            Ok(())
+        }
+        GradientKind::Relative => {
+            relative_part(model, backend, x, inv_b, prior, ws);
+            Ok(())
+        }
     }
 }

@@ -27,6 +27,7 @@ use rand::SeedableRng;
 
 use crate::activation::Activation;
 use crate::backend::{Backend, Trans};
+use crate::collective::{Alone, Collective, Shard};
 use crate::density::BaseDensity;
 use crate::error::{Error, Result};
 use crate::gaussian::Gaussian;
@@ -106,6 +107,22 @@ impl Init {
         backend: &B,
         data: Option<MatRef<'_, T>>,
     ) -> Result<InvertibleMlp<T>> {
+        let shard = Shard::whole(data.map_or(0, |x| x.rows()));
+        self.build_distributed(arch, backend, data, shard, &Alone)
+    }
+
+    /// [`Init::build`] in one process of the group `comm` (data-parallel training): `data`
+    /// holds this process's rows, `shard` says which rows of the training set they are.
+    /// Every process gets the same model, the one [`Init::build`] fits to all the rows
+    /// (up to rounding).
+    pub fn build_distributed<T: Scalar, B: Backend<T>, C: Collective>(
+        &self,
+        arch: Architecture,
+        backend: &B,
+        data: Option<MatRef<'_, T>>,
+        shard: Shard,
+        comm: &C,
+    ) -> Result<InvertibleMlp<T>> {
         let mut model = InvertibleMlp::identity(
             arch.dim,
             arch.n_layers,
@@ -133,8 +150,15 @@ impl Init {
                         found: x.cols(),
                     });
                 }
+                if x.rows() != shard.len {
+                    return Err(Error::InvalidConfig(format!(
+                        "{} rows given for a shard of {}",
+                        x.rows(),
+                        shard.len
+                    )));
+                }
                 let shift = if arch.use_bias { shift } else { Some(0.0) };
-                data_dependent(&mut model, backend, x, shift)?;
+                data_dependent(&mut model, backend, x, shard, shift, comm)?;
             }
         }
         Ok(model)
@@ -144,11 +168,12 @@ impl Init {
 /// Rows used to fit the data-dependent start (a prefix of the data is enough).
 const INIT_MAX_ROWS: usize = 50_000;
 
-fn whitening<T: Scalar, B: Backend<T>>(
+fn whitening<T: Scalar, B: Backend<T>, C: Collective>(
     backend: &B,
     x: MatRef<'_, T>,
+    comm: &C,
 ) -> Result<(Vec<f64>, Mat<f64>)> {
-    let g = Gaussian::fit(backend, x)?;
+    let g = Gaussian::fit_across(backend, x, comm)?;
     // cov = L L^T, so x L^{-T} has identity covariance.
     Ok((g.mean, lower_inverse(&g.chol).transpose()))
 }
@@ -158,22 +183,29 @@ fn selection_rows(n: usize, d: usize) -> usize {
     n.min(2000.max(4 * d))
 }
 
-/// The best Gaussian's mean log-likelihood of the rows of `y`.
-fn gaussian_ll<T: Scalar, B: Backend<T>>(backend: &B, y: MatRef<'_, T>) -> Result<f64> {
-    Ok(Gaussian::fit(backend, y)?.fitted_mean_log_likelihood())
+/// The best Gaussian's mean log-likelihood of the rows of `y` (of every process).
+fn gaussian_ll<T: Scalar, B: Backend<T>, C: Collective>(
+    backend: &B,
+    y: MatRef<'_, T>,
+    comm: &C,
+) -> Result<f64> {
+    Ok(Gaussian::fit_across(backend, y, comm)?.fitted_mean_log_likelihood())
 }
 
 /// A hidden layer's change in Gaussian log-likelihood on whitened rows `z` when they
 /// are placed at scale `s` and shift `c`: `LL_G(sigma(s z + c)) + D ln s + mean sum
 /// ln sigma'(s z + c) - LL_G(z)` (a linear activation gives exactly 0). `y` is scratch
-/// of `z`'s shape; `ll_z` is `LL_G(z)`.
-fn placement_gain<T: Scalar, B: Backend<T>>(
+/// of `z`'s shape; `ll_z` is `LL_G(z)`; `rows` counts the rows of every process.
+#[allow(clippy::too_many_arguments)]
+fn placement_gain<T: Scalar, B: Backend<T>, C: Collective>(
     backend: &B,
     act: crate::activation::Activation,
     z: MatRef<'_, T>,
     (s, c): (f64, f64),
     y: &mut Mat<T>,
     ll_z: f64,
+    comm: &C,
+    rows: usize,
 ) -> Result<f64> {
     let (n, d) = (z.rows(), z.cols());
     let mut log_jac = 0.0f64;
@@ -184,7 +216,12 @@ fn placement_gain<T: Scalar, B: Backend<T>>(
             log_jac += dh.to_f64c().ln();
         }
     }
-    Ok(gaussian_ll(backend, y.as_ref())? + d as f64 * s.ln() + log_jac / n as f64 - ll_z)
+    let mut log_jac = [log_jac];
+    comm.sum_in_place(&mut log_jac);
+    Ok(
+        gaussian_ll(backend, y.as_ref(), comm)? + d as f64 * s.ln() + log_jac[0] / rows as f64
+            - ll_z,
+    )
 }
 
 /// The activation's largest over smallest slope for inputs `c + s t`, `|t| <=`
@@ -205,15 +242,17 @@ fn slope_ratio(act: crate::activation::Activation, (s, c): (f64, f64)) -> f64 {
 /// keeping as much of the activation's curvature as the budget allows, and the next
 /// layer's input centred, which keeps its gradient well conditioned); failing that, the
 /// smallest shift that is; failing that, the most nearly linear candidate.
-fn choose_placement<T: Scalar, B: Backend<T>>(
+/// `rows` counts the rows of `z` of every process of `comm`.
+fn choose_placement<T: Scalar, B: Backend<T>, C: Collective>(
     backend: &B,
     act: crate::activation::Activation,
     z: MatRef<'_, T>,
-    budget: f64,
-    max_ratio: f64,
+    (budget, max_ratio): (f64, f64),
+    comm: &C,
+    rows: usize,
 ) -> Result<(f64, f64)> {
     let mut y = Mat::<T>::zeros(z.rows(), z.cols());
-    let ll_z = gaussian_ll(backend, z)?;
+    let ll_z = gaussian_ll(backend, z, comm)?;
     let candidates = CANDIDATE_SCALES
         .iter()
         .map(|&s| (s, 0.0))
@@ -223,7 +262,7 @@ fn choose_placement<T: Scalar, B: Backend<T>>(
         (CANDIDATE_SCALES[CANDIDATE_SCALES.len() - 1], 0.0),
     );
     for p in candidates {
-        let gain = placement_gain(backend, act, z, p, &mut y, ll_z)?;
+        let gain = placement_gain(backend, act, z, p, &mut y, ll_z, comm, rows)?;
         let ratio = slope_ratio(act, p);
         if gain.abs() <= budget && ratio <= max_ratio {
             return Ok(p);
@@ -235,30 +274,41 @@ fn choose_placement<T: Scalar, B: Backend<T>>(
     Ok(most_linear.1)
 }
 
-fn data_dependent<T: Scalar, B: Backend<T>>(
+/// The start of the module docs, fitted to the training set's first rows: `x` holds this
+/// process's rows, `shard` says which rows of the set they are.
+fn data_dependent<T: Scalar, B: Backend<T>, C: Collective>(
     model: &mut InvertibleMlp<T>,
     backend: &B,
     x: MatRef<'_, T>,
+    shard: Shard,
     shift: Option<f64>,
+    comm: &C,
 ) -> Result<()> {
     let d = model.dim();
     let n_layers = model.n_layers();
     let act = model.activation();
-    let x = x.top(x.rows().min(INIT_MAX_ROWS));
+    // The set's first rows, and which of them this process holds.
+    let total = shard.total.min(INIT_MAX_ROWS);
+    let x = x.top(shard.local_prefix(INIT_MAX_ROWS));
+    let prefix = Shard {
+        offset: shard.offset,
+        len: x.rows(),
+        total,
+    };
     let n = x.rows();
     let use_bias = model.use_bias();
     let mut h = x.to_owned();
     let mut y = Mat::<T>::zeros(n, d);
     for l in 0..n_layers {
         let last = l + 1 == n_layers;
-        let (mean, white) = whitening(backend, h.as_ref())?;
+        let (mean, white) = whitening(backend, h.as_ref(), comm)?;
         let (scale, shift) = match (last, shift) {
             (true, _) => (1.0, 0.0),
             (false, Some(c)) => (1.0, c),
             (false, None) => {
                 // The whitened rows of a prefix, in the layer's precision.
-                let k = selection_rows(n, d);
-                let z = Mat::<T>::from_fn(k, d, |i, j| {
+                let k = selection_rows(total, d);
+                let z = Mat::<T>::from_fn(prefix.local_prefix(k), d, |i, j| {
                     let v: f64 = (0..d)
                         .map(|m| (h.get(i, m).to_f64c() - mean[m]) * white.get(m, j))
                         .sum();
@@ -267,7 +317,7 @@ fn data_dependent<T: Scalar, B: Backend<T>>(
                 // Each hidden layer gets an equal share of the budgets.
                 let hidden = (n_layers - 1) as f64;
                 let (budget, ratio) = (START_BUDGET / hidden, MAX_SLOPE_RATIO.powf(1.0 / hidden));
-                choose_placement(backend, act, z.as_ref(), budget, ratio)?
+                choose_placement(backend, act, z.as_ref(), (budget, ratio), comm, k)?
             }
         };
         let layer = &mut model.layers_mut()[l];

@@ -23,6 +23,7 @@
 //! | preallocated step buffers | [`workspace`] |
 //! | SGD and Adam | [`optim`] |
 //! | epochs, validation, early stopping | [`train`] |
+//! | collectives and shards for data-parallel training | [`collective`] |
 //! | the best full-covariance Gaussian (a reference model) | [`gaussian`] |
 //! | small dense helpers (Cholesky, orthogonalisation) | [`linalg`] |
 
@@ -30,6 +31,7 @@
 
 pub mod activation;
 pub mod backend;
+pub mod collective;
 pub mod density;
 pub mod error;
 pub mod gaussian;
@@ -49,9 +51,10 @@ pub use rand;
 
 pub use activation::Activation;
 pub use backend::{Backend, GemmDims, LogDet, Threads, Trans, MAX_THREADS};
+pub use collective::{Alone, Collective, Failure, Shard, ThreadGroup};
 pub use density::BaseDensity;
 pub use error::{Error, Result};
-pub use gradient::{gradient, naive_gradient, relative_gradient, GradientKind};
+pub use gradient::{gradient, naive_gradient, partial_gradient, relative_gradient, GradientKind};
 pub use init::Init;
 pub use matrix::{Mat, MatMut, MatRef};
 pub use mlp::{InvertibleMlp, Layer};

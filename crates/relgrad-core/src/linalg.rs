@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::backend::{Backend, Trans};
+use crate::collective::Collective;
 use crate::error::{Error, Result};
 use crate::matrix::{Mat, MatRef};
 use crate::scalar::Scalar;
@@ -31,10 +32,23 @@ pub fn mean_cov<T: Scalar, B: Backend<T>>(
     for m in &mut mean {
         *m /= n as f64;
     }
+    let mut cov = centred_cross(backend, x, &mean, n as f64);
+    symmetrise(&mut cov);
+    Ok((mean, cov))
+}
+
+/// `(x - mean)^T (x - mean) / total`, the product on the backend in `x`'s precision.
+fn centred_cross<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    x: MatRef<'_, T>,
+    mean: &[f64],
+    total: f64,
+) -> Mat<f64> {
+    let (n, d) = (x.rows(), x.cols());
     let centred = Mat::<T>::from_fn(n, d, |i, j| T::from_f64c(x.get(i, j).to_f64c() - mean[j]));
     let mut cov_t = Mat::<T>::zeros(d, d);
     backend.gemm(
-        T::from_f64c(1.0 / n as f64),
+        T::from_f64c(1.0 / total),
         centred.as_ref(),
         Trans::Yes,
         centred.as_ref(),
@@ -42,15 +56,54 @@ pub fn mean_cov<T: Scalar, B: Backend<T>>(
         T::zero(),
         cov_t.as_mut(),
     );
-    let mut cov = cov_t.cast::<f64>();
-    // Symmetrise exactly.
-    for i in 0..d {
+    cov_t.cast::<f64>()
+}
+
+/// Makes a nearly symmetric matrix exactly symmetric.
+fn symmetrise(cov: &mut Mat<f64>) {
+    for i in 0..cov.rows() {
         for j in 0..i {
             let v = 0.5 * (cov.get(i, j) + cov.get(j, i));
             cov.set(i, j, v);
             cov.set(j, i, v);
         }
     }
+}
+
+/// [`mean_cov`] of the rows held by all processes of `comm` together (`x`: this
+/// process's rows, possibly none): sums of this process's rows, added up across the
+/// group. A single process gets [`mean_cov`] itself.
+pub fn mean_cov_across<T: Scalar, B: Backend<T>, C: Collective>(
+    backend: &B,
+    x: MatRef<'_, T>,
+    comm: &C,
+) -> Result<(Vec<f64>, Mat<f64>)> {
+    if comm.size() == 1 {
+        return mean_cov(backend, x);
+    }
+    let (n, d) = (x.rows(), x.cols());
+    let mut sums = vec![0.0f64; d + 1];
+    for i in 0..n {
+        for (m, &v) in sums.iter_mut().zip(x.row(i)) {
+            *m += v.to_f64c();
+        }
+    }
+    sums[d] = n as f64;
+    comm.sum_in_place(&mut sums);
+    let total = sums[d];
+    if total < 2.0 {
+        return Err(Error::NotEnoughData(format!(
+            "a covariance needs at least 2 rows, got {total}"
+        )));
+    }
+    let mean: Vec<f64> = sums[..d].iter().map(|s| s / total).collect();
+    let mut cov = if n > 0 {
+        centred_cross(backend, x, &mean, total)
+    } else {
+        Mat::<f64>::zeros(d, d)
+    };
+    comm.sum_in_place(cov.as_mut_slice());
+    symmetrise(&mut cov);
     Ok((mean, cov))
 }
 

@@ -6,6 +6,7 @@ use core::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
 use num_traits::{Float, FloatConst, FromPrimitive, ToPrimitive};
 
+use crate::collective::Collective;
 use crate::simd::madd;
 
 /// A real scalar the library computes with. Implemented for `f32` and `f64` only.
@@ -34,6 +35,10 @@ pub trait Scalar:
 
     /// Converts to `f64` exactly.
     fn to_f64c(self) -> f64;
+
+    /// `recv = ` the sum of every process's `send` across the group `c` (see
+    /// [`Collective`]), in this precision.
+    fn sum_across<C: Collective + ?Sized>(c: &C, send: &[Self], recv: &mut [Self]);
 
     /// `e^x` for `x <= 0` (inputs below the smallest normal result give about that
     /// result), branch-free so that loops over slices vectorise. Relative error within a
@@ -135,6 +140,10 @@ const LN_1P_F32: [f32; 9] = [
 
 impl Scalar for f32 {
     const NAME: &'static str = "f32";
+
+    fn sum_across<C: Collective + ?Sized>(c: &C, send: &[Self], recv: &mut [Self]) {
+        c.sum_f32(send, recv)
+    }
     #[inline(always)]
     fn from_f64c(x: f64) -> Self {
         x as f32
@@ -180,6 +189,10 @@ impl Scalar for f32 {
 
 impl Scalar for f64 {
     const NAME: &'static str = "f64";
+
+    fn sum_across<C: Collective + ?Sized>(c: &C, send: &[Self], recv: &mut [Self]) {
+        c.sum_f64(send, recv)
+    }
     #[inline(always)]
     fn from_f64c(x: f64) -> Self {
         x

@@ -10,6 +10,16 @@
 //!
 //! Shuffling is seeded per epoch from `(seed, epoch)`, so a run continued from a
 //! checkpoint of epoch `k` visits the same batches as an uninterrupted one.
+//!
+//! Data-parallel training ([`Trainer::distributed`]): every process of a [`Collective`]
+//! holds a replica of the model and a [`Shard`] of the training (and validation) rows.
+//! All draw the same shuffle of the whole set, so a step's global batch is the one a
+//! single process would take; each process forms its rows' share of the update direction
+//! ([`partial_gradient`]), one reduction of a single packed buffer per step adds the
+//! shares, and every process applies the same optimizer step. Log-likelihoods are summed
+//! the same way, so early stopping and divergence are decided identically everywhere.
+//! A stop asked for by a callback on any process is passed along with the next step's
+//! reduction (or at the end of the epoch), and every process stops at the same step.
 
 use std::time::Instant;
 
@@ -18,8 +28,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::backend::Backend;
+use crate::collective::{Alone, Collective, Shard};
 use crate::error::{Error, Result};
-use crate::gradient::{gradient, GradientKind};
+use crate::gradient::{gradient, partial_gradient, GradientKind};
 use crate::matrix::{Mat, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::optim::{Optimizer, OptimizerState};
@@ -152,8 +163,10 @@ pub enum Flow {
 }
 
 /// A training run in progress: optimizer state, buffers, the best parameters and the
-/// history. Made once; [`Trainer::fit`] runs epochs without allocating per step.
-pub struct Trainer<T: Scalar, B: Backend<T>> {
+/// history. Made once; [`Trainer::fit`] runs epochs without allocating per step. With a
+/// [`Collective`] of several processes, one of a group training together (see the
+/// module docs).
+pub struct Trainer<T: Scalar, B: Backend<T>, C: Collective = Alone> {
     config: TrainConfig,
     backend: B,
     state: OptimizerState<T>,
@@ -163,6 +176,19 @@ pub struct Trainer<T: Scalar, B: Backend<T>> {
     history: History,
     order: Vec<usize>,
     batch: Mat<T>,
+    /// Rows per global batch.
+    batch_size: usize,
+    comm: C,
+    /// The training rows this process holds.
+    shard: Shard,
+    /// The validation rows this process holds (`None`: all that it is given).
+    val_shard: Option<Shard>,
+    /// Send and receive buffers of the per-step reduction: the packed update direction
+    /// and one stop vote (empty for a single process).
+    send: Vec<T>,
+    recv: Vec<T>,
+    /// A callback on this process asked to stop; passed on with the next reduction.
+    stop_vote: bool,
 }
 
 /// The checkpointable part of a [`Trainer`].
@@ -188,11 +214,42 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
         config: TrainConfig,
         n_train: usize,
     ) -> Result<Self> {
+        Trainer::distributed(model, backend, config, Shard::whole(n_train), None, Alone)
+    }
+}
+
+impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
+    /// A trainer for one process of the group `comm`, which holds the training rows
+    /// `shard` and the validation rows `val_shard` (of the sets every process trains and
+    /// validates on). Every process must make its trainer with the same model, settings
+    /// and set sizes; [`Trainer::fit_with`] then takes this process's rows only.
+    pub fn distributed(
+        model: &InvertibleMlp<T>,
+        backend: B,
+        config: TrainConfig,
+        shard: Shard,
+        val_shard: Option<Shard>,
+        comm: C,
+    ) -> Result<Self> {
         config.validate()?;
+        let n_train = shard.total;
         if n_train == 0 {
             return Err(Error::NotEnoughData("the training set is empty".into()));
         }
-        let cap = config.batch_size.min(n_train);
+        if shard.offset + shard.len > n_train {
+            return Err(Error::InvalidConfig(format!(
+                "rows {}..{} of a training set of {n_train}",
+                shard.offset,
+                shard.offset + shard.len
+            )));
+        }
+        let batch_size = config.batch_size.min(n_train);
+        let cap = batch_size.min(shard.len).max(1);
+        let packed = if comm.size() > 1 {
+            model.n_parameters() + 1
+        } else {
+            0
+        };
         Ok(Self {
             state: OptimizerState::new(config.optimizer, model),
             ws: Workspace::new(model, cap),
@@ -201,9 +258,27 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
             history: History::default(),
             order: (0..n_train).collect(),
             batch: Mat::zeros(cap, model.dim()),
+            batch_size,
             config,
             backend,
+            comm,
+            shard,
+            val_shard,
+            send: vec![T::zero(); packed],
+            recv: vec![T::zero(); packed],
+            stop_vote: false,
         })
+    }
+
+    /// Whether any process of the group asks to stop (`vote`): every process gets the
+    /// same answer.
+    fn any(&self, vote: bool) -> bool {
+        if self.comm.size() == 1 {
+            return vote;
+        }
+        let mut v = [f64::from(u8::from(vote))];
+        self.comm.sum_in_place(&mut v);
+        v[0] > 0.0
     }
 
     /// The settings.
@@ -261,14 +336,37 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
         train: MatRef<'_, T>,
         val: Option<MatRef<'_, T>>,
     ) -> (Option<f64>, Option<f64>) {
-        let ll = |x: MatRef<'_, T>| {
+        if self.comm.size() == 1 {
+            let ll = |x: MatRef<'_, T>| {
+                model
+                    .mean_log_likelihood(&self.backend, x)
+                    .unwrap_or(f64::NAN)
+            };
+            let rows = self.config.train_eval_rows.min(train.rows());
+            let train_ll = (rows > 0).then(|| ll(train.top(rows)));
+            return (train_ll, val.map(ll));
+        }
+        // Sums and counts of this process's rows, added up across the group: the
+        // training prefix is the set's first rows, wherever they are held.
+        let sum = |x: MatRef<'_, T>| -> f64 {
+            if x.rows() == 0 {
+                return 0.0;
+            }
             model
-                .mean_log_likelihood(&self.backend, x)
-                .unwrap_or(f64::NAN)
+                .log_prob(&self.backend, x)
+                .map_or(f64::NAN, |lp| lp.iter().map(|v| v.to_f64c()).sum())
         };
-        let rows = self.config.train_eval_rows.min(train.rows());
-        let train_ll = (rows > 0).then(|| ll(train.top(rows)));
-        (train_ll, val.map(ll))
+        let rows = self.config.train_eval_rows.min(self.shard.total);
+        let local_rows = self.shard.local_prefix(rows);
+        let mut sums = [
+            sum(train.top(local_rows)),
+            val.map_or(0.0, sum),
+            val.map_or(0.0, |v| v.rows() as f64),
+        ];
+        self.comm.sum_in_place(&mut sums);
+        let train_ll = (rows > 0).then(|| sums[0] / rows as f64);
+        let val_ll = val.map(|_| sums[1] / sums[2]);
+        (train_ll, val_ll)
     }
 
     /// Records an epoch's metrics; returns whether it diverged and what the callback asked.
@@ -342,12 +440,21 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                 });
             }
         }
-        if train.rows() != self.order.len() {
+        if train.rows() != self.shard.len {
             return Err(Error::InvalidConfig(format!(
                 "the trainer was made for {} training rows, got {}",
-                self.order.len(),
+                self.shard.len,
                 train.rows()
             )));
+        }
+        if let (Some(v), Some(s)) = (val, self.val_shard) {
+            if v.rows() != s.len {
+                return Err(Error::InvalidConfig(format!(
+                    "the trainer was made for {} validation rows, got {}",
+                    s.len,
+                    v.rows()
+                )));
+            }
         }
         if self.history.epochs.is_empty() {
             let (train_ll, val_ll) = self.evaluate(model, train, val);
@@ -365,12 +472,12 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                     best_epoch: 0,
                 });
             }
-            if flow == Flow::Stop {
+            if self.any(flow == Flow::Stop) {
                 return Ok(false);
             }
         }
-        let n = train.rows();
-        let bs = self.batch.rows();
+        let n = self.shard.total;
+        let bs = self.batch_size;
         let steps_per_epoch = n.div_ceil(bs);
         while self.epochs_done() < self.config.epochs {
             let epoch = self.epochs_done() + 1;
@@ -390,18 +497,23 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                 self.order.shuffle(&mut rng);
             }
             let mut bad_step = false;
-            for (step, rows) in self.order.chunks(bs).enumerate() {
-                let k = rows.len();
-                for (dst, &src) in rows.iter().enumerate() {
-                    self.batch.row_mut(dst).copy_from_slice(train.row(src));
+            for step in 0..steps_per_epoch {
+                let span = step * bs..n.min((step + 1) * bs);
+                let k = span.len();
+                if self.comm.size() == 1 {
+                    for (dst, &src) in self.order[span].iter().enumerate() {
+                        self.batch.row_mut(dst).copy_from_slice(train.row(src));
+                    }
+                    gradient(
+                        self.config.gradient,
+                        model,
+                        &self.backend,
+                        self.batch.top(k),
+                        &mut self.ws,
+                    )?;
+                } else if self.distributed_direction(model, train, span)? {
+                    return Ok(false);
                 }
-                gradient(
-                    self.config.gradient,
-                    model,
-                    &self.backend,
-                    self.batch.top(k),
-                    &mut self.ws,
-                )?;
                 if !self.ws.grad.max_abs().is_finite() {
                     bad_step = true;
                     break;
@@ -414,8 +526,15 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                     rows: k,
                 };
                 if on_event(event, model) == Flow::Stop {
-                    return Ok(false);
+                    if self.comm.size() == 1 {
+                        return Ok(false);
+                    }
+                    self.stop_vote = true;
                 }
+            }
+            let vote = std::mem::take(&mut self.stop_vote);
+            if self.comm.size() > 1 && self.any(vote) {
+                return Ok(false);
             }
             let seconds = started.elapsed().as_secs_f64();
             let (train_ll, val_ll) = if bad_step {
@@ -438,12 +557,57 @@ impl<T: Scalar, B: Backend<T>> Trainer<T, B> {
                     best_epoch: self.history.best_epoch,
                 });
             }
-            if flow == Flow::Stop {
+            if self.any(flow == Flow::Stop) {
                 return Ok(false);
             }
         }
         model.copy_parameters_from(&self.best);
         Ok(true)
+    }
+
+    /// The update direction of the global batch `self.order[span]` (row numbers of the
+    /// whole training set) into `self.ws.grad`: this process's share, then one reduction
+    /// across the group of the packed shares and the stop votes. Returns whether a
+    /// process voted to stop (the step is then not taken). A process whose share fails (a
+    /// singular layer of the naive gradient) sends NaN, so that every process sees a
+    /// divergence, and returns its error.
+    fn distributed_direction(
+        &mut self,
+        model: &InvertibleMlp<T>,
+        train: MatRef<'_, T>,
+        span: core::ops::Range<usize>,
+    ) -> Result<bool> {
+        let total = span.len();
+        let mut k = 0;
+        for &g in &self.order[span] {
+            if let Some(i) = self.shard.local(g) {
+                self.batch.row_mut(k).copy_from_slice(train.row(i));
+                k += 1;
+            }
+        }
+        let share = partial_gradient(
+            self.config.gradient,
+            model,
+            &self.backend,
+            self.batch.top(k),
+            total,
+            self.comm.rank() == 0,
+            &mut self.ws,
+        );
+        let p = self.send.len() - 1;
+        match &share {
+            Ok(()) => self.ws.grad.pack_into(&mut self.send[..p]),
+            Err(_) => self.send[..p].fill(T::nan()),
+        }
+        self.send[p] = if std::mem::take(&mut self.stop_vote) {
+            T::one()
+        } else {
+            T::zero()
+        };
+        T::sum_across(&self.comm, &self.send, &mut self.recv);
+        share?;
+        self.ws.grad.unpack_from(&self.recv[..p]);
+        Ok(self.recv[p] > T::zero())
     }
 }
 

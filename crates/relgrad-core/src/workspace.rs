@@ -27,6 +27,41 @@ impl<T: Scalar> Gradient<T> {
         }
     }
 
+    /// The number of entries, `L (D^2 + D)`.
+    pub fn len(&self) -> usize {
+        let w: usize = self.weights.iter().map(|m| m.as_slice().len()).sum();
+        w + self.biases.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies every entry into the front of `out` (layer by layer: weights, then biases),
+    /// one contiguous buffer for a reduction across processes.
+    pub fn pack_into(&self, out: &mut [T]) {
+        let mut at = 0;
+        for (w, b) in self.weights.iter().zip(&self.biases) {
+            for part in [w.as_slice(), &b[..]] {
+                out[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+        }
+    }
+
+    /// The inverse of [`Gradient::pack_into`].
+    pub fn unpack_from(&mut self, src: &[T]) {
+        let mut at = 0;
+        for (w, b) in self.weights.iter_mut().zip(&mut self.biases) {
+            for part in [w.as_mut_slice(), &mut b[..]] {
+                let n = part.len();
+                part.copy_from_slice(&src[at..at + n]);
+                at += n;
+            }
+        }
+    }
+
     /// The largest absolute entry.
     pub fn max_abs(&self) -> T {
         let w = self.weights.iter().flat_map(|m| m.as_slice().iter());
