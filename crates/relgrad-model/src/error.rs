@@ -74,6 +74,31 @@ pub enum Error {
     /// A hook (progress, checkpoint) of the fit pipeline failed.
     #[error("{0}")]
     Hook(Box<dyn std::error::Error + Send + Sync>),
+    /// In data-parallel training, a process failed (its own rows or files); every process
+    /// of the group stops with this error.
+    #[error("rank {rank}: {message}")]
+    Rank {
+        /// The failing process's rank.
+        rank: usize,
+        /// What went wrong there.
+        message: String,
+    },
+}
+
+/// `result` of this process, agreed across the group `comm`: every process gets `Ok`,
+/// or [`Error::Rank`] for the lowest failing rank (a single process keeps its error).
+pub fn agreed<T, C: relgrad_core::Collective>(comm: &C, result: Result<T>) -> Result<T> {
+    if comm.size() == 1 {
+        return result;
+    }
+    let local = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+    match comm.agree(local) {
+        Ok(()) => result,
+        Err(f) => Err(Error::Rank {
+            rank: f.rank,
+            message: f.message,
+        }),
+    }
 }
 
 impl Error {

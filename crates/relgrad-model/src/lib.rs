@@ -23,6 +23,7 @@
 //! | checkpoints | [`checkpoint`] |
 //! | seeded splits, parts and noise seeds | [`split`] |
 //! | means with standard errors, evaluations, quantiles | [`evaluation`] |
+//! | the same statistics of rows spread across processes | [`across`] |
 //! | atomic, durable writes | [`atomic`] |
 //! | views of ndarray, faer and nalgebra matrices | [`views`] |
 //! | safetensors reading and writing | [`tensors`] |
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod across;
 pub mod atomic;
 pub mod checkpoint;
 pub mod config;
@@ -51,7 +53,7 @@ pub use checkpoint::{AnyCheckpoint, Checkpoint};
 pub use config::{FitConfig, Start};
 pub use error::{Error, Result};
 pub use evaluation::{Evaluation, MeanSe};
-pub use fit::{fit, Fit, Fitted, Stop};
+pub use fit::{fit, Fit, Fitted, Sharded, Stop};
 pub use hooks::{FitHooks, OnEpoch};
 pub use model::{DensityModel, ImageShape, Scores};
 pub use network::{ModelBackend, Network, Precision};

@@ -11,11 +11,13 @@
 
 use rand::Rng;
 use relgrad_core::gaussian::Gaussian;
-use relgrad_core::{Mat, MatRef};
+use relgrad_core::{Alone, Collective, Mat, MatRef};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::evaluation::{bits_per_dim, quantiles, Evaluation, MeanSe};
+use crate::across;
+use crate::error::{agreed, Error, Result};
+use crate::evaluation::{bits_per_dim, quantiles, Evaluation};
+use crate::fit::Sharded;
 use crate::network::{ModelBackend, Network};
 use crate::preprocess::{check_finite, first_non_finite, Preprocess, Transformed};
 use crate::split::{noise_seed, Part};
@@ -118,6 +120,17 @@ impl DensityModel {
     /// Maps rows in the data's units into the network's space with the noise of `part`,
     /// after checking the columns and that every value is finite.
     pub fn transform(&self, x: MatRef<'_, f64>, part: Part) -> Result<Transformed> {
+        self.transform_from(x, part, 0)
+    }
+
+    /// [`DensityModel::transform`] of rows that follow `first_row` other rows of `part`
+    /// (a process's shard: the noise continues the part's stream).
+    fn transform_from(
+        &self,
+        x: MatRef<'_, f64>,
+        part: Part,
+        first_row: usize,
+    ) -> Result<Transformed> {
         if x.cols() != self.dim() {
             return Err(Error::Columns {
                 expected: self.dim(),
@@ -125,7 +138,8 @@ impl DensityModel {
             });
         }
         check_finite(x)?;
-        self.preprocess.apply(x, noise_seed(self.seed, part))
+        self.preprocess
+            .apply_from(x, noise_seed(self.seed, part), first_row)
     }
 
     /// Log-densities of every row in both spaces, with the noise of `part`.
@@ -249,8 +263,26 @@ impl DensityModel {
         backend: &B,
         train: MatRef<'_, f64>,
     ) -> Result<Gaussian> {
-        let t = self.transform(train, Part::Train)?;
-        Ok(Gaussian::fit::<f64, B>(backend, t.x.as_ref())?)
+        self.reference_gaussian_distributed(backend, Sharded::whole(train), &Alone)
+    }
+
+    /// [`DensityModel::reference_gaussian`] of the training rows of every process of
+    /// `comm` (`train`: this process's), the same on every process.
+    pub fn reference_gaussian_distributed<B: ModelBackend, C: Collective>(
+        &self,
+        backend: &B,
+        train: Sharded<'_>,
+        comm: &C,
+    ) -> Result<Gaussian> {
+        let t = agreed(
+            comm,
+            self.transform_from(train.x, Part::Train, train.shard.offset),
+        )?;
+        Ok(Gaussian::fit_across::<f64, B, C>(
+            backend,
+            t.x.as_ref(),
+            comm,
+        )?)
     }
 
     /// Log-likelihoods of `x` (the rows of `part`) in both spaces, bits per dimension for
@@ -262,38 +294,60 @@ impl DensityModel {
         part: Part,
         gaussian: Option<(&Gaussian, &str)>,
     ) -> Result<Evaluation> {
-        if x.rows() == 0 {
-            return Err(Error::Config("no rows to evaluate".into()));
-        }
-        let t = self.transform(x, part)?;
-        Ok(self.evaluate_transformed(backend, &t, gaussian)?.0)
+        self.evaluate_distributed(backend, Sharded::whole(x), part, gaussian, &Alone)
     }
 
-    /// [`DensityModel::evaluate`] of rows already mapped into the network's space, with
-    /// the per-row log-densities in the data's units.
-    pub(crate) fn evaluate_transformed<B: ModelBackend>(
+    /// [`DensityModel::evaluate`] of the rows of every process of `comm` (`x`: this
+    /// process's rows of `part`); the same on every process. A process that fails (a
+    /// bad value in its rows) makes every process return [`Error::Rank`].
+    pub fn evaluate_distributed<B: ModelBackend, C: Collective>(
+        &self,
+        backend: &B,
+        x: Sharded<'_>,
+        part: Part,
+        gaussian: Option<(&Gaussian, &str)>,
+        comm: &C,
+    ) -> Result<Evaluation> {
+        if x.shard.total == 0 {
+            return Err(Error::Config("no rows to evaluate".into()));
+        }
+        let t = agreed(comm, self.transform_from(x.x, part, x.shard.offset))?;
+        Ok(agreed(comm, self.evaluate_across(backend, &t, gaussian, comm))?.0)
+    }
+
+    /// [`DensityModel::evaluate`] of rows already mapped into the network's space (this
+    /// process's rows, summed across `comm`), with this process's per-row log-densities
+    /// in the data's units. Call it on every process of the group, then agree on its
+    /// result (see [`agreed`]).
+    pub(crate) fn evaluate_across<B: ModelBackend, C: Collective>(
         &self,
         backend: &B,
         t: &Transformed,
         gaussian: Option<(&Gaussian, &str)>,
+        comm: &C,
     ) -> Result<(Evaluation, Vec<f64>)> {
-        let lp = self.network.log_prob(backend, t.x.as_ref())?;
+        let lp = self.network.log_prob(backend, t.x.as_ref());
+        let lp = agreed(comm, lp)?;
         let lp_data: Vec<f64> = lp.iter().zip(&t.log_jacobian).map(|(a, b)| a + b).collect();
-        check_finite_rows(&lp_data, "log-density")?;
+        agreed(comm, check_finite_rows(&lp_data, "log-density"))?;
         let d = self.dim();
         let bits = self.preprocess.levels().map(|_| {
             let b: Vec<f64> = lp_data.iter().map(|&l| bits_per_dim(l, d)).collect();
-            MeanSe::of(&b)
+            across::mean_se(&b, comm)
         });
         let gaussian = match gaussian {
-            Some((g, on)) => Some((MeanSe::of(&g.log_prob(t.x.as_ref())?), on.to_string())),
+            Some((g, on)) => {
+                let lg = agreed(comm, g.log_prob(t.x.as_ref()).map_err(Error::from))?;
+                Some((across::mean_se(&lg, comm), on.to_string()))
+            }
             None => None,
         };
+        let ll = across::mean_se(&lp, comm);
         let ev = Evaluation {
-            n: t.x.rows(),
+            n: ll.n,
             d,
-            ll: MeanSe::of(&lp),
-            ll_data: MeanSe::of(&lp_data),
+            ll,
+            ll_data: across::mean_se(&lp_data, comm),
             bits_per_dim: bits,
             gaussian,
         };

@@ -20,11 +20,12 @@
 //! The dequantisation noise comes from a seed (see [`crate::split::noise_seed`]), so
 //! evaluating the same rows twice gives the same numbers.
 
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use relgrad_core::{Mat, MatRef};
+use rand_chacha::ChaCha12Rng;
+use relgrad_core::{Alone, Collective, Mat, MatRef};
 use serde_json::{json, Value};
 
+use crate::across;
 use crate::error::{Error, Result};
 
 /// The `lambda` of the logit transform (as in the spec and the literature).
@@ -102,6 +103,17 @@ impl Preprocess {
     /// Fits the preprocessing `kind` to the training rows `x`. `levels` is the data's
     /// number of quantisation levels, when known (it makes `Auto` choose `logit`).
     pub fn fit(kind: PreprocessKind, x: MatRef<'_, f64>, levels: Option<u32>) -> Result<Self> {
+        Self::fit_across(kind, x, levels, &Alone)
+    }
+
+    /// [`Preprocess::fit`] to the training rows of every process of `comm` (`x`: this
+    /// process's rows; see [`crate::across`]); every process gets the same preprocessing.
+    pub fn fit_across<C: Collective>(
+        kind: PreprocessKind,
+        x: MatRef<'_, f64>,
+        levels: Option<u32>,
+        comm: &C,
+    ) -> Result<Self> {
         let kind = match kind {
             PreprocessKind::Auto if levels.is_some() => PreprocessKind::Logit,
             PreprocessKind::Auto => PreprocessKind::Standardize,
@@ -110,12 +122,12 @@ impl Preprocess {
         let p = match kind {
             PreprocessKind::None | PreprocessKind::Auto => Preprocess::None,
             PreprocessKind::Standardize => {
-                if x.rows() < 2 {
+                if x.rows() < 2 && comm.size() == 1 {
                     return Err(Error::Config(
                         "standardising needs at least 2 training rows".into(),
                     ));
                 }
-                let (mean, var) = column_moments(x);
+                let (mean, var) = across::column_moments(x, comm);
                 // A column is constant when its spread is rounding noise relative to its
                 // own mean (each column on its own scale: a column of scale 1e-8 beside
                 // one of 1e5 is still standardised); it keeps a unit scale.
@@ -310,6 +322,19 @@ impl Preprocess {
     /// Maps rows in the data's units into the network's space. `noise_seed` drives the
     /// dequantisation noise (`logit` only). Values must be finite (see [`check_finite`]).
     pub fn apply(&self, x: MatRef<'_, f64>, noise_seed: u64) -> Result<Transformed> {
+        self.apply_from(x, noise_seed, 0)
+    }
+
+    /// [`Preprocess::apply`] to rows that follow `first_row` other rows of the same part
+    /// (a process's shard in data-parallel training): the dequantisation noise is the
+    /// part's noise from row `first_row` on, so that the shards of a part together get
+    /// exactly the noise the whole part gets.
+    pub fn apply_from(
+        &self,
+        x: MatRef<'_, f64>,
+        noise_seed: u64,
+        first_row: usize,
+    ) -> Result<Transformed> {
         self.check_cols(x.cols())?;
         let (rows, cols) = (x.rows(), x.cols());
         match self {
@@ -328,7 +353,10 @@ impl Preprocess {
             }
             Preprocess::Logit { levels, lambda } => {
                 let lv = *levels as f64;
-                let mut rng = StdRng::seed_from_u64(noise_seed);
+                // ChaCha12 is StdRng's generator; each value draws one u64 (two words).
+                let mut rng = ChaCha12Rng::seed_from_u64(noise_seed);
+                let words = (first_row as u128) * (cols as u128) * 2;
+                rng.set_word_pos(words);
                 let mut values = Vec::with_capacity(rows * cols);
                 let mut log_jacobian = Vec::with_capacity(rows);
                 let konst = cols as f64 * ((1.0 - 2.0 * lambda).ln() - lv.ln());
@@ -338,7 +366,7 @@ impl Preprocess {
                         let noise: f64 = rng.random();
                         if !(p >= 0.0 && p <= lv - 1.0 && p.fract() == 0.0) {
                             return Err(Error::NotAPixel {
-                                row: i,
+                                row: first_row + i,
                                 col: j,
                                 value: p,
                                 levels: *levels,
@@ -399,26 +427,6 @@ fn overflow_check(m: &Mat<f64>, what: &str) -> Result<()> {
     }
 }
 
-/// Column means and (population) variances, accumulated in `f64`.
-fn column_moments(x: MatRef<'_, f64>) -> (Vec<f64>, Vec<f64>) {
-    let n = x.rows() as f64;
-    let mut mean = vec![0.0; x.cols()];
-    for i in 0..x.rows() {
-        for (m, v) in mean.iter_mut().zip(x.row(i)) {
-            *m += v;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n);
-    let mut var = vec![0.0; x.cols()];
-    for i in 0..x.rows() {
-        for ((s, v), m) in var.iter_mut().zip(x.row(i)).zip(&mean) {
-            *s += (v - m) * (v - m);
-        }
-    }
-    var.iter_mut().for_each(|s| *s /= n);
-    (mean, var)
-}
-
 /// An error naming the first value of `x` that is NaN or infinite.
 pub fn check_finite(x: MatRef<'_, f64>) -> Result<()> {
     for i in 0..x.rows() {
@@ -436,6 +444,30 @@ pub fn check_finite(x: MatRef<'_, f64>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_noise_of_shards_is_the_noise_of_the_whole_part() {
+        let p = Preprocess::Logit {
+            levels: 17,
+            lambda: LOGIT_LAMBDA,
+        };
+        let x = Mat::from_fn(37, 5, |i, j| ((i * 7 + j * 3) % 17) as f64);
+        let whole = p.apply(x.as_ref(), 99).unwrap();
+        // The noise is StdRng's stream (the numbers of earlier versions).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let u: f64 = rng.random();
+        let s = LOGIT_LAMBDA + (1.0 - 2.0 * LOGIT_LAMBDA) * (x.get(0, 0) + u) / 17.0;
+        assert_eq!(whole.x.get(0, 0), (s / (1.0 - s)).ln());
+        for cut in [(0, 10), (10, 11), (11, 37)] {
+            let part = p
+                .apply_from(x.as_ref().rows_range(cut.0, cut.1), 99, cut.0)
+                .unwrap();
+            for i in 0..cut.1 - cut.0 {
+                assert_eq!(part.x.row(i), whole.x.row(cut.0 + i), "row {}", cut.0 + i);
+                assert_eq!(part.log_jacobian[i], whole.log_jacobian[cut.0 + i]);
+            }
+        }
+    }
 
     #[test]
     fn a_tiny_column_beside_a_large_one_is_standardised_not_called_constant() {

@@ -10,28 +10,42 @@
 //!     .run(&mut hooks)?                      // train; -> Fitted { model, history, stop, .. }
 //! Fit::resume(&backend, checkpoint, train, val, max_epochs)?.run(&mut hooks)?
 //! ```
+//!
+//! Data-parallel training: [`Fit::distributed`] and [`Fit::resume_distributed`] take a
+//! [`Collective`] (MPI through `relgrad-mpi`, or any other) and this process's rows of
+//! the training and validation sets ([`Sharded`]). Every process runs the same pipeline
+//! and gets the same [`Fitted`]: the preprocessing, the start, the steps, the
+//! log-likelihoods and the final evaluation are formed from sums across the group, and
+//! equal a single process's on all the rows up to rounding. A process that fails on its
+//! own rows or files (bad values, a checkpoint it cannot write) makes every process
+//! return [`Error::Rank`] naming it, at the next point where they agree (before training,
+//! after every epoch): none waits for a process that has stopped.
 
 use std::time::Instant;
 
 use relgrad_core::gaussian::Gaussian;
 use relgrad_core::init::Architecture;
 use relgrad_core::{
-    Backend, Error as CoreError, Flow, History, Init, InvertibleMlp, Mat, MatRef, Scalar,
-    TrainConfig, TrainEvent, Trainer,
+    Alone, Backend, Collective, Error as CoreError, Flow, History, Init, InvertibleMlp, Mat,
+    MatRef, Scalar, Shard, TrainConfig, TrainEvent, Trainer,
 };
 use serde_json::{json, Value};
 
+mod prepare;
+
+pub use prepare::Sharded;
+
+use crate::across;
 use crate::checkpoint::{AnyCheckpoint, Checkpoint};
-use crate::config::{FitConfig, Start, MAX_PARAMETERS};
+use crate::config::{FitConfig, Start};
 use crate::diagnosis::{divergence_advice, DivergenceFacts};
-use crate::error::{Error, Result};
-use crate::evaluation::{quantiles, Evaluation, QUANTILE_LEVELS};
+use crate::error::{agreed, Error, Result};
+use crate::evaluation::{Evaluation, QUANTILE_LEVELS};
 use crate::fingerprint::Fingerprint;
 use crate::hooks::FitHooks;
 use crate::model::DensityModel;
 use crate::network::{ModelBackend, Network, Precision};
-use crate::preprocess::{check_finite, Preprocess, Transformed};
-use crate::split::{noise_seed, Part};
+use crate::preprocess::{Preprocess, Transformed};
 
 /// Why a fit ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,28 +92,19 @@ pub struct Fitted {
 }
 
 /// A prepared fit: settings checked, preprocessing fitted, data transformed.
-pub struct Fit<B> {
+pub struct Fit<B, C: Collective = Alone> {
     backend: B,
+    comm: C,
     config: FitConfig,
     preprocess: Preprocess,
     train: Transformed,
-    val: Option<Transformed>,
+    train_shard: Shard,
+    val: Option<(Transformed, Shard)>,
     fingerprint: Fingerprint,
     resume: Option<AnyCheckpoint>,
 }
 
-/// Checks a part of the data: columns, finite values, naming the part.
-fn check_part(x: MatRef<'_, f64>, cols: usize, part: &str) -> Result<()> {
-    if x.cols() != cols {
-        return Err(Error::Config(format!(
-            "the {part} rows have {} columns, the training rows {cols}",
-            x.cols()
-        )));
-    }
-    check_finite(x).map_err(|e| Error::Config(format!("the {part} rows: {e}")))
-}
-
-impl<B> Fit<B> {
+impl<B, C: Collective> Fit<B, C> {
     /// The fitted preprocessing.
     pub fn preprocess(&self) -> &Preprocess {
         &self.preprocess
@@ -110,14 +115,14 @@ impl<B> Fit<B> {
         &self.config
     }
 
-    /// Training rows.
+    /// Training rows (of every process).
     pub fn n_train(&self) -> usize {
-        self.train.x.rows()
+        self.train_shard.total
     }
 
-    /// Validation rows.
+    /// Validation rows (of every process).
     pub fn n_val(&self) -> usize {
-        self.val.as_ref().map_or(0, |v| v.x.rows())
+        self.val.as_ref().map_or(0, |v| v.1.total)
     }
 
     /// Epochs already done (non-zero for a resumed run).
@@ -130,8 +135,8 @@ impl<B> Fit<B> {
         h.epochs.last().map_or(0, |m| m.epoch)
     }
 
-    /// The (zero-based) columns whose training values are all equal: no density fits
-    /// them, and the likelihood is unbounded.
+    /// The (zero-based) columns whose training values (this process's) are all equal: no
+    /// density fits them, and the likelihood is unbounded.
     pub fn constant_columns(&self) -> Vec<usize> {
         let t = &self.train.x;
         (0..t.cols())
@@ -140,146 +145,7 @@ impl<B> Fit<B> {
     }
 }
 
-impl<B: ModelBackend + Clone> Fit<B> {
-    /// Checks the settings and data and fits the preprocessing on `train` (or takes the
-    /// start model's). Rows are samples in the data's units.
-    pub fn new(
-        backend: &B,
-        config: FitConfig,
-        train: MatRef<'_, f64>,
-        val: Option<MatRef<'_, f64>>,
-    ) -> Result<Self> {
-        config.validate()?;
-        let d = train.cols();
-        if train.rows() < 2 || d == 0 {
-            return Err(Error::Config(format!(
-                "training needs at least 2 rows of at least 1 column, got {} x {d}",
-                train.rows()
-            )));
-        }
-        let params = d
-            .checked_mul(d + 1)
-            .and_then(|p| p.checked_mul(config.n_layers));
-        if params.is_none_or(|p| p > MAX_PARAMETERS) {
-            return Err(Error::Config(format!(
-                "{} layers of {d} x {d} is more than {MAX_PARAMETERS} parameters, the limit of a fit; use fewer layers or fewer columns",
-                config.n_layers
-            )));
-        }
-        check_part(train, d, "training")?;
-        if let Some(v) = val {
-            check_part(v, d, "validation")?;
-        }
-        if matches!(config.start, Start::Data { .. }) && train.rows() <= d {
-            return Err(Error::Config(format!(
-                "{} training rows for {d} columns: the data-dependent start fits a full covariance, which needs more rows than columns (about 2 D or more to be useful); use more rows, fewer columns, or another start",
-                train.rows()
-            )));
-        }
-        let preprocess = match &config.start {
-            Start::Model(m) => {
-                if m.dim() != d {
-                    return Err(Error::Config(format!(
-                        "the start model has dimension {}, the training rows have {d} columns",
-                        m.dim()
-                    )));
-                }
-                m.preprocess.clone()
-            }
-            _ => Preprocess::fit(config.preprocess, train, config.levels)?,
-        };
-        Self::with_preprocess(backend, config, preprocess, train, val)
-    }
-
-    fn with_preprocess(
-        backend: &B,
-        config: FitConfig,
-        preprocess: Preprocess,
-        train: MatRef<'_, f64>,
-        val: Option<MatRef<'_, f64>>,
-    ) -> Result<Self> {
-        let seed = config.seed;
-        let apply = |x: MatRef<'_, f64>, part: Part, name: &str| {
-            preprocess
-                .apply(x, noise_seed(seed, part))
-                .map_err(|e| Error::Config(format!("the {name} rows: {e}")))
-        };
-        let t = apply(train, Part::Train, "training")?;
-        let v = val.map(|v| apply(v, Part::Val, "validation")).transpose()?;
-        Ok(Self {
-            backend: backend.clone(),
-            fingerprint: Fingerprint::of(train),
-            preprocess,
-            train: t,
-            val: v,
-            config,
-            resume: None,
-        })
-    }
-
-    /// Prepares to continue the run of `checkpoint` on the same data: its settings and
-    /// preprocessing, up to `max_epochs` (default: the run's own). Different training
-    /// rows (size or content) are refused (see [`Fit::resume_on_changed_data`]).
-    pub fn resume(
-        backend: &B,
-        checkpoint: AnyCheckpoint,
-        train: MatRef<'_, f64>,
-        val: Option<MatRef<'_, f64>>,
-        max_epochs: Option<usize>,
-    ) -> Result<Self> {
-        Self::resume_with(backend, checkpoint, train, val, max_epochs, false)
-    }
-
-    /// Like [`Fit::resume`], but continues on `train` even when its rows differ from the
-    /// ones the checkpoint was trained on (same number of columns): for a user who changed
-    /// the data on purpose. The new rows' fingerprint replaces the old one.
-    pub fn resume_on_changed_data(
-        backend: &B,
-        checkpoint: AnyCheckpoint,
-        train: MatRef<'_, f64>,
-        val: Option<MatRef<'_, f64>>,
-        max_epochs: Option<usize>,
-    ) -> Result<Self> {
-        Self::resume_with(backend, checkpoint, train, val, max_epochs, true)
-    }
-
-    fn resume_with(
-        backend: &B,
-        checkpoint: AnyCheckpoint,
-        train: MatRef<'_, f64>,
-        val: Option<MatRef<'_, f64>>,
-        max_epochs: Option<usize>,
-        allow_changed_data: bool,
-    ) -> Result<Self> {
-        let run = checkpoint.run().clone();
-        let mut config = FitConfig::from_json(&run)?;
-        if let Some(e) = max_epochs {
-            config.max_epochs = e;
-        }
-        config.run_info = run.clone();
-        let preprocess = Preprocess::from_json(&run["preprocess"])?;
-        preprocess.validate(train.cols())?;
-        config.precision = match &checkpoint {
-            AnyCheckpoint::F32(_) => Precision::F32,
-            AnyCheckpoint::F64(_) => Precision::F64,
-        };
-        let fp = Fingerprint::of(train);
-        let changed = !run["data_fingerprint"].is_null() && !fp.matches(&run["data_fingerprint"]);
-        if changed && !allow_changed_data {
-            return Err(Error::Config(format!(
-                "the training rows differ from the ones the checkpoint was trained on (now {} x {}, fingerprint {:016x}; the checkpoint records {}): resuming would train on other data; if that is intended, allow it (the CLI's --allow-changed-data)",
-                fp.rows, fp.cols, fp.hash, run["data_fingerprint"]
-            )));
-        }
-        check_part(train, train.cols(), "training")?;
-        if let Some(v) = val {
-            check_part(v, train.cols(), "validation")?;
-        }
-        let mut fit = Self::with_preprocess(backend, config, preprocess, train, val)?;
-        fit.resume = Some(checkpoint);
-        Ok(fit)
-    }
-
+impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
     /// The checkpoints' `run`: settings, preprocessing, fingerprint and the caller's info.
     fn run_json(&self) -> Value {
         let mut run = match &self.config.run_info {
@@ -333,8 +199,14 @@ impl<B: ModelBackend + Clone> Fit<B> {
             Start::Orthogonal => Init::Orthogonal { seed: c.seed },
             Start::Identity => Init::Identity,
         };
-        init.build::<T, B>(arch, &self.backend, Some(train.as_ref()))
-            .map_err(|e| Error::Config(format!("initialising the model: {e}")))
+        init.build_distributed::<T, B, C>(
+            arch,
+            &self.backend,
+            Some(train.as_ref()),
+            self.train_shard,
+            &self.comm,
+        )
+        .map_err(|e| Error::Config(format!("initialising the model: {e}")))
     }
 
     fn train_typed<T: Scalar>(
@@ -346,8 +218,8 @@ impl<B: ModelBackend + Clone> Fit<B> {
         B: Backend<T>,
     {
         let train: Mat<T> = self.train.x.cast();
-        let val: Option<Mat<T>> = self.val.as_ref().map(|v| v.x.cast());
-        let n = train.rows();
+        let val: Option<Mat<T>> = self.val.as_ref().map(|v| v.0.x.cast());
+        let n = self.train_shard.total;
         let (mut model, state) = match resume {
             Some(c) => {
                 if c.current.dim() != train.cols() {
@@ -372,7 +244,15 @@ impl<B: ModelBackend + Clone> Fit<B> {
             gradient: c.gradient,
             train_eval_rows: c.train_eval_rows,
         };
-        let mut trainer = Trainer::new(&model, self.backend.clone(), tc, n)?;
+        let val_shard = self.val.as_ref().map(|v| v.1);
+        let mut trainer = Trainer::distributed(
+            &model,
+            self.backend.clone(),
+            tc,
+            self.train_shard,
+            val_shard,
+            &self.comm,
+        )?;
         if let Some(st) = state {
             trainer
                 .restore(st)
@@ -406,13 +286,16 @@ impl<B: ModelBackend + Clone> Fit<B> {
                 Ok(true) => break Stop::MaxEpochs,
                 Ok(false) => {
                     if at_epoch {
-                        if let Some(run) = &run {
+                        // Only some processes may write (or fail to); all agree.
+                        let saved = run.as_ref().map_or(Ok(()), |run| {
                             hooks.checkpoint(&Checkpoint {
                                 run: run.clone(),
                                 current: model.clone(),
                                 state: trainer.state(),
-                            })?;
-                        }
+                            })
+                        });
+                        agreed(&self.comm, saved)?;
+                        cancel = self.any(cancel);
                     }
                     if cancel || !at_epoch {
                         model.copy_parameters_from(&trainer.state().best);
@@ -426,6 +309,11 @@ impl<B: ModelBackend + Clone> Fit<B> {
             }
         };
         Ok((Network::from_mlp(&model), trainer.history().clone(), stop))
+    }
+
+    /// Whether any process of the group says `yes`.
+    fn any(&self, yes: bool) -> bool {
+        across::max(f64::from(u8::from(yes)), &self.comm) > 0.0
     }
 
     fn finish(
@@ -465,14 +353,15 @@ impl<B: ModelBackend + Clone> Fit<B> {
         };
         let (mut reference, mut train, mut val) = (None, None, None);
         if !matches!(stop, Stop::Cancelled { .. }) {
-            let be = &self.backend;
-            reference = Gaussian::fit::<f64, B>(be, self.train.x.as_ref()).ok();
+            let (be, comm) = (&self.backend, &self.comm);
+            reference = Gaussian::fit_across::<f64, B, C>(be, self.train.x.as_ref(), comm).ok();
             let g = reference.as_ref().map(|g| (g, "training split"));
-            let (ev, lp_data) = model.evaluate_transformed(be, &self.train, g)?;
-            model.train_quantiles = quantiles(&lp_data, &QUANTILE_LEVELS);
+            let ev = model.evaluate_across(be, &self.train, g, comm);
+            let (ev, lp_data) = agreed(comm, ev)?;
+            model.train_quantiles = across::quantiles_of(&lp_data, &QUANTILE_LEVELS, comm);
             train = Some(ev);
             val = match &self.val {
-                Some(v) => Some(model.evaluate_transformed(be, v, g)?.0),
+                Some((v, _)) => Some(agreed(comm, model.evaluate_across(be, v, g, comm))?.0),
                 None => None,
             };
             model.metrics = json!({
@@ -485,12 +374,14 @@ impl<B: ModelBackend + Clone> Fit<B> {
             divergence_advice(&DivergenceFacts {
                 config: &self.config,
                 history: &history,
-                max_abs: self
-                    .train
-                    .x
-                    .as_slice()
-                    .iter()
-                    .fold(0.0, |a, v| a.max(v.abs())),
+                max_abs: across::max(
+                    self.train
+                        .x
+                        .as_slice()
+                        .iter()
+                        .fold(0.0, |a, v| a.max(v.abs())),
+                    &self.comm,
+                ),
                 gaussian_ll: train
                     .as_ref()
                     .and_then(|e| e.gaussian.as_ref().map(|(g, _)| g.mean)),
