@@ -62,6 +62,15 @@ pub struct ExitError {
     pub code: u8,
 }
 
+/// An error already reported by another process of a distributed run: exit with `code`
+/// without printing anything.
+#[derive(Debug, thiserror::Error)]
+#[error("exit code {code}")]
+pub struct Silent {
+    /// The process exit code.
+    pub code: u8,
+}
+
 /// Parses `args` (including the program name) and runs the command. Errors are printed
 /// to stderr with their context chain, and mapped to an exit code.
 pub fn run<I, S>(args: I) -> ExitCode
@@ -80,6 +89,9 @@ where
     match commands::dispatch(parsed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(s) = err.downcast_ref::<Silent>() {
+                return ExitCode::from(s.code);
+            }
             let code = err
                 .downcast_ref::<ExitError>()
                 .map_or(EXIT_ERROR, |e| e.code);

@@ -22,6 +22,12 @@
 //! ([`fit()`], [`FitConfig`], [`model::Fit`] with hooks and resume). The feature `ndarray`
 //! adds `model::views::from_ndarray`.
 //!
+//! # Data-parallel training
+//!
+//! The feature `mpi` adds [`mpi`] (crate `relgrad-mpi`): an MPI communicator as the core's
+//! [`Collective`], which `model::Fit::distributed` takes to train one model on the rows
+//! of many processes (see `docs/distributed.md`). It needs an MPI library and libclang.
+//!
 //! # Threads
 //!
 //! Every backend is constructed the same way, with a [`Threads`] setting:
@@ -68,6 +74,10 @@ pub use relgrad_nalgebra::Nalgebra;
 pub use relgrad_blas as blas_backend;
 #[cfg(feature = "openblas")]
 pub use relgrad_blas::Blas;
+
+/// MPI's collectives for data-parallel training (crate `relgrad-mpi`).
+#[cfg(feature = "mpi")]
+pub use relgrad_mpi as mpi;
 
 /// The backend used when a program does not choose one: faer if the `faer` feature is
 /// enabled, else nalgebra, else OpenBLAS.

@@ -231,6 +231,11 @@ pub struct TrainArgs {
     /// Threads for the matrix products: `auto` or a number.
     #[arg(long, default_value = "auto", value_parser = parse_threads, help_heading = "Training")]
     pub threads: Threads,
+    /// Data-parallel training across the processes of an MPI job, each reading its share
+    /// of the rows: `mpirun -np N relgrad train --distributed ...` (a relgrad built with
+    /// the `mpi` feature; see docs/distributed.md).
+    #[arg(long, help_heading = "Training")]
+    pub distributed: bool,
 
     /// Run directory for the model, metrics, figures and checkpoint
     /// (default: `runs/<data>-<preprocess>-l<L>-<optimizer>-lr<lr>-b<batch>-s<seed>`).

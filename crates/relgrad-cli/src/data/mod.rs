@@ -19,8 +19,10 @@ pub mod digits;
 pub mod generators;
 pub mod idx;
 pub mod npy;
+pub mod shards;
 mod split;
 
+pub use shards::{split_sharded, ShardedSplits};
 pub use split::{split, Part, SplitSpec, Splits};
 
 use std::path::{Path, PathBuf};

@@ -57,8 +57,46 @@ pub fn read(path: &Path) -> Result<NpyArray> {
     parse(&bytes).with_context(|| format!("{} is not a readable .npy file", path.display()))
 }
 
-/// Parses the bytes of a `.npy` file.
-pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
+/// What a `.npy` header says: the array's shape and element type, and where its data start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyHeader {
+    /// The array's shape.
+    pub shape: Vec<usize>,
+    /// The `descr` string, e.g. `"<f8"` or `"|u1"`.
+    pub descr: String,
+    /// Whether the data are in Fortran (column-major) order.
+    pub fortran: bool,
+    /// The byte offset of the data.
+    pub data_offset: usize,
+    kind: Kind,
+    size: usize,
+    big_endian: bool,
+}
+
+impl NpyHeader {
+    /// The rows (the first axis).
+    pub fn rows(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// The columns (the other axes, flattened).
+    pub fn cols(&self) -> usize {
+        self.shape[1..].iter().product()
+    }
+
+    /// Bytes of the data (checked against overflow and the value limit).
+    fn data_bytes(&self) -> Result<usize> {
+        super::value_count(&self.shape)?
+            .checked_mul(self.size)
+            .ok_or_else(|| anyhow!("the shape {:?} is too large", self.shape))
+    }
+}
+
+/// The most header bytes read (real headers are a few hundred).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Parses the header at the start of `bytes` (which may hold only the header).
+pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         bail!("missing the .npy magic string \\x93NUMPY");
     }
@@ -76,6 +114,9 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         }
         v => bail!("unsupported .npy format version {v}"),
     };
+    if header_len > MAX_HEADER_BYTES {
+        bail!("the header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} a .npy header can need");
+    }
     let header = bytes
         .get(start..start + header_len)
         .ok_or_else(|| anyhow!("truncated header"))?;
@@ -95,29 +136,112 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         bail!("a 0-dimensional array (a scalar) is not a data set");
     }
     let (kind, size, big_endian) = parse_descr(&descr)?;
-    let count = super::value_count(&shape)?;
-    let data = &bytes[start + header_len..];
-    let need = count
-        .checked_mul(size)
-        .ok_or_else(|| anyhow!("the shape {shape:?} is too large"))?;
+    Ok(NpyHeader {
+        shape,
+        descr,
+        fortran,
+        data_offset: start + header_len,
+        kind,
+        size,
+        big_endian,
+    })
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
+    let h = parse_header(bytes)?;
+    let need = h.data_bytes()?;
+    let data = &bytes[h.data_offset..];
     if data.len() < need {
         bail!(
-            "truncated data: the shape {shape:?} of {descr} needs {need} bytes, the file has {}",
+            "truncated data: the shape {:?} of {} needs {need} bytes, the file has {}",
+            h.shape,
+            h.descr,
             data.len()
         );
     }
-    let mut values = Vec::with_capacity(count);
-    for chunk in data[..need].chunks_exact(size) {
-        values.push(decode(chunk, kind, big_endian));
+    let mut values = Vec::with_capacity(need / h.size);
+    for chunk in data[..need].chunks_exact(h.size) {
+        values.push(decode(chunk, h.kind, h.big_endian));
     }
-    if fortran && shape.len() > 1 {
-        values = fortran_to_c(&values, &shape);
+    if h.fortran && h.shape.len() > 1 {
+        values = fortran_to_c(&values, &h.shape);
     }
     Ok(NpyArray {
-        shape,
-        descr,
+        shape: h.shape,
+        descr: h.descr,
         values,
     })
+}
+
+/// Reads the header of the `.npy` file `path` (not its data).
+pub fn read_header(path: &Path) -> Result<NpyHeader> {
+    use std::io::Read;
+    let ctx = || format!("{} is not a readable .npy file", path.display());
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut head = Vec::new();
+    f.take(12 + MAX_HEADER_BYTES as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse_header(&head).with_context(ctx)
+}
+
+/// Reads the rows `rows` (increasing row numbers) of the C-order `.npy` file `path`
+/// whose header is `h`, by offset: runs of consecutive rows in one read each, nothing
+/// else. The table remembers each row's number in the file.
+pub fn read_rows(path: &Path, h: &NpyHeader, rows: &[usize]) -> Result<Table> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (n, cols) = (h.rows(), h.cols());
+    if h.fortran && h.shape.len() > 1 {
+        bail!(
+            "{}: rows of a Fortran-order array are not contiguous; read it whole",
+            path.display()
+        );
+    }
+    let ctx = || format!("reading rows of {}", path.display());
+    let mut f = std::fs::File::open(path).with_context(ctx)?;
+    let len = f.metadata().with_context(ctx)?.len();
+    let need = h.data_bytes()?;
+    if len < (h.data_offset + need) as u64 {
+        bail!(
+            "{} is not a readable .npy file: truncated data: the shape {:?} of {} needs {need} bytes, the file has {}",
+            path.display(),
+            h.shape,
+            h.descr,
+            len.saturating_sub(h.data_offset as u64)
+        );
+    }
+    if rows.windows(2).any(|w| w[0] >= w[1]) || rows.last().is_some_and(|&r| r >= n) {
+        bail!(
+            "{}: rows to read must increase and lie below {n}",
+            path.display()
+        );
+    }
+    let row_bytes = cols * h.size;
+    let mut values = Vec::with_capacity(rows.len() * cols);
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        // A run of consecutive rows, at most 8 MiB at a time.
+        let mut j = i + 1;
+        while j < rows.len() && rows[j] == rows[j - 1] + 1 && (j - i + 1) * row_bytes <= 8 << 20 {
+            j += 1;
+        }
+        buf.resize((j - i) * row_bytes, 0);
+        f.seek(SeekFrom::Start(
+            (h.data_offset + rows[i] * row_bytes) as u64,
+        ))
+        .with_context(ctx)?;
+        f.read_exact(&mut buf).with_context(ctx)?;
+        values.extend(
+            buf.chunks_exact(h.size)
+                .map(|c| decode(c, h.kind, h.big_endian)),
+        );
+        i = j;
+    }
+    let mut t = Table::new(rows.len(), cols, values);
+    t.file_rows = Some(rows.iter().map(|r| r + 1).collect());
+    Ok(t)
 }
 
 /// The raw text of the value of `key` in the header dict (up to the end of the dict).

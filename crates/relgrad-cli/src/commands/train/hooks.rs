@@ -36,6 +36,9 @@ pub struct RunHooks {
     pub rows: usize,
     /// The maximum epochs (for the progress line).
     pub epochs: usize,
+    /// Whether this process writes the checkpoint and `metrics.csv` (rank 0 of a
+    /// distributed run; the only process otherwise).
+    pub writer: bool,
     bar: Option<ProgressBar>,
     tty: bool,
 }
@@ -48,6 +51,7 @@ impl RunHooks {
             quiet,
             rows,
             epochs,
+            writer: true,
             bar: None,
             tty: std::io::stderr().is_terminal(),
         }
@@ -154,6 +158,9 @@ impl FitHooks for RunHooks {
     }
 
     fn checkpoint<T: Scalar>(&mut self, c: &Checkpoint<T>) -> ModelResult<()> {
+        if !self.writer {
+            return Ok(());
+        }
         c.save(self.out.join(checkpoint::FILE_NAME))?;
         write_atomic(
             &self.out.join("metrics.csv"),

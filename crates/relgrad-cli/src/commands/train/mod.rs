@@ -10,7 +10,12 @@
 //! `checkpoint.safetensors`, rewritten atomically after every epoch. Ctrl-C stops between
 //! steps and leaves the last checkpoint intact; `--resume RUN_DIR` continues from it and
 //! reaches the same result as an uninterrupted run.
+//!
+//! With `--distributed`, under `mpirun`, every process trains the same model on its share
+//! of the rows (the library's data-parallel fit); rank 0 alone prints and writes the run
+//! directory (see [`group`]).
 
+mod group;
 mod hooks;
 mod report;
 mod settings;
@@ -20,8 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use relgrad::model::{Fit, Stop};
+use relgrad::model::{Fit, Sharded, Stop};
+use relgrad::{Alone, Collective};
 
+use group::together;
 pub use hooks::metrics_csv;
 use hooks::{install_ctrlc, RunHooks};
 use report::RunOutput;
@@ -30,7 +37,7 @@ use settings::{DataSpec, Job};
 use super::backend;
 use crate::checkpoint;
 use crate::cli::TrainArgs;
-use crate::data::{split, Splits};
+use crate::data::{split, split_sharded, ShardedSplits};
 use crate::util::short_float;
 use crate::{ExitError, EXIT_DIVERGED, EXIT_INTERRUPTED};
 
@@ -75,9 +82,14 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<()> {
 }
 
 /// Loads the data, checks it for non-finite values (numbering rows as the file does,
-/// before any split), and splits it.
-fn load_splits(data: &DataSpec) -> Result<Splits> {
+/// before any split), and splits it; in a distributed run, this process's share only.
+fn load_splits<C: Collective>(data: &DataSpec, comm: &C) -> Result<ShardedSplits> {
     let desc = data.source.describe();
+    if comm.size() > 1 {
+        let s = split_sharded(&data.source, &data.split, comm.rank(), comm.size())?;
+        s.check_finite(&desc)?;
+        return Ok(s);
+    }
     let loaded = data
         .source
         .load()
@@ -88,11 +100,11 @@ fn load_splits(data: &DataSpec) -> Result<Splits> {
             .check_finite(&format!("the bundled test images of {desc}"))?;
     }
     // Extra --val and --test files are checked as they are loaded.
-    split(loaded, &data.split)
+    split(loaded, &data.split).map(ShardedSplits::whole)
 }
 
 /// The default run directory: `runs/<data>-<preprocess>-l<L>-<optimizer>-lr<lr>-b<batch>-s<seed>`.
-fn default_out<B>(data: &DataSpec, fit: &Fit<B>) -> PathBuf {
+fn default_out<B, C: Collective>(data: &DataSpec, fit: &Fit<B, C>) -> PathBuf {
     let c = fit.config();
     let b = if c.batch_size == usize::MAX {
         "full".to_string()
@@ -123,24 +135,49 @@ fn constant_hint(cols: &[usize]) -> String {
 
 /// Runs `relgrad train`.
 pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
+    if args.distributed {
+        return distributed(args, explicit);
+    }
+    run_in(args, explicit, &Alone)
+}
+
+#[cfg(feature = "mpi")]
+fn distributed(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
+    group::run_mpi(|comm| run_in(args, explicit, comm))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn distributed(_: TrainArgs, _: &BTreeSet<String>) -> Result<()> {
+    Err(crate::usage_error(
+        "--distributed needs a relgrad built with MPI: install an MPI library and libclang (apt-get install libopenmpi-dev openmpi-bin libclang-dev), build with `cargo build --release -p relgrad-cli --features mpi`, and start it with mpirun; see docs/distributed.md",
+    ))
+}
+
+/// `relgrad train` as one process of the group `comm` (a single process: [`Alone`]).
+fn run_in<C: Collective>(args: TrainArgs, explicit: &BTreeSet<String>, comm: &C) -> Result<()> {
     install_ctrlc();
     let started = Instant::now();
-    let (data, job) = match &args.resume {
-        Some(dir) => settings::resume(&args, dir, explicit)?,
-        None => settings::new_run(&args, explicit)?,
+    // Rank 0 alone prints and writes.
+    let lead = comm.rank() == 0;
+    let quiet = args.quiet || !lead;
+    let settings = match &args.resume {
+        Some(dir) => settings::resume(&args, dir, explicit),
+        None => settings::new_run(&args, explicit),
     };
-    if let (
-        Job::New {
-            out: Some(out),
-            force,
-            ..
-        },
-        None,
-    ) = (&job, &args.resume)
-    {
-        prepare_out_dir(out, *force)?;
-    }
-    let splits = load_splits(&data)?;
+    let (data, job) = together(comm, settings)?;
+    let prepared = match (&job, &args.resume) {
+        (
+            Job::New {
+                out: Some(out),
+                force,
+                ..
+            },
+            None,
+        ) if lead => prepare_out_dir(out, *force),
+        _ => Ok(()),
+    };
+    together(comm, prepared)?;
+    let splits = together(comm, load_splits(&data, comm))?;
     let desc = data.source.describe();
     if let Job::New {
         init_path: Some(p),
@@ -158,11 +195,15 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
         }
     }
     let be = backend(args.threads);
-    let (train, val) = (
-        splits.train.table.as_mat(),
-        splits.val.as_ref().map(|v| v.as_mat()),
-    );
-    let (fit, out) = match job {
+    let train = Sharded {
+        x: splits.train.table.as_mat(),
+        shard: splits.train_shard,
+    };
+    let val = splits.val.as_ref().map(|(t, shard)| Sharded {
+        x: t.as_mat(),
+        shard: *shard,
+    });
+    let prepared = match job {
         Job::New {
             config, out, force, ..
         } => {
@@ -171,43 +212,57 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
                 levels.is_some() || config.preprocess != relgrad::model::PreprocessKind::Logit,
                 "--preprocess logit needs integer pixel data with known levels: pass --levels (e.g. 256 for 8-bit images)"
             );
-            let fit = Fit::new(
-                &be,
-                relgrad::model::FitConfig { levels, ..*config },
-                train,
-                val,
-            )
-            .map_err(|e| anyhow!("{e}"))?;
-            let out = match out {
-                Some(o) => o,
-                None => {
-                    let o = default_out(&data, &fit);
-                    prepare_out_dir(&o, force)?;
-                    o
-                }
-            };
-            (fit, out)
+            let config = relgrad::model::FitConfig { levels, ..*config };
+            Fit::distributed(&be, config, comm, train, val)
+                .map_err(|e| anyhow!("{e}"))
+                .map(|fit| (fit, out, force))
         }
         Job::Resume {
             dir,
             checkpoint,
             epochs,
             allow_changed_data,
-        } => (
-            if allow_changed_data {
-                Fit::resume_on_changed_data(&be, *checkpoint, train, val, epochs)
-            } else {
-                Fit::resume(&be, *checkpoint, train, val, epochs)
-            }
-            .map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?,
-            dir,
-        ),
+        } => {
+            let r = Fit::resume_distributed(
+                &be,
+                *checkpoint,
+                comm,
+                train,
+                val,
+                epochs,
+                allow_changed_data,
+            );
+            r.map_err(|e| anyhow!("resuming {}: {e}", dir.display()))
+                .map(|fit| (fit, Some(dir), false))
+        }
     };
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("creating the run directory {}", out.display()))?;
-    let constant = fit.constant_columns();
+    let (fit, out, force) = together(comm, prepared)?;
+    let (out, fresh) = match out {
+        Some(o) => (o, false),
+        None => (default_out(&data, &fit), true),
+    };
+    let made = if lead {
+        (if fresh {
+            prepare_out_dir(&out, force)
+        } else {
+            Ok(())
+        })
+        .and_then(|()| {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("creating the run directory {}", out.display()))
+        })
+    } else {
+        Ok(())
+    };
+    together(comm, made)?;
+    // Constant columns are judged on this process's rows: only a single process warns.
+    let constant = if comm.size() == 1 {
+        fit.constant_columns()
+    } else {
+        Vec::new()
+    };
     let c = fit.config();
-    if !args.quiet {
+    if !quiet {
         if !constant.is_empty() {
             eprintln!("warning: {}", constant_hint(&constant));
         }
@@ -216,7 +271,7 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
             c.n_layers,
             fit.n_train(),
             fit.n_val(),
-            splits.test.as_ref().map_or(0, |t| t.rows),
+            splits.totals().2,
             splits.train.table.cols,
             fit.preprocess().name(),
             c.optimizer.name(),
@@ -227,18 +282,27 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
         if fit.epochs_done() > 0 {
             eprintln!("resuming after epoch {}", fit.epochs_done());
         }
+        if comm.size() > 1 {
+            eprintln!(
+                "data-parallel over {} processes (each holds about {} training rows)",
+                comm.size(),
+                splits.train_shard.len
+            );
+        }
     }
-    let mut hooks = RunHooks::new(out.clone(), args.quiet, fit.n_train(), c.max_epochs);
+    let mut hooks = RunHooks::new(out.clone(), quiet, fit.n_train(), c.max_epochs);
+    hooks.writer = lead;
     let fitted = fit.run(&mut hooks);
     hooks.clear();
-    let fitted = fitted.map_err(|e| anyhow!("training failed: {e}"))?;
+    let fitted = together(comm, fitted.map_err(|e| anyhow!("training failed: {e}")))?;
     let ctx = RunOutput {
         data: &data,
         splits: &splits,
         out: &out,
         threads: args.threads,
+        comm,
     };
-    match fitted.stop {
+    let ended = match fitted.stop {
         Stop::Cancelled { epochs_done } => Err(ExitError {
             message: format!(
                 "interrupted; the checkpoint of epoch {epochs_done} in {} is intact; continue with: relgrad train --resume {}",
@@ -273,10 +337,13 @@ pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
         }
         Stop::MaxEpochs | Stop::EarlyStopped => {
             let (model, test) = report::save_model(&ctx, &fitted)?;
-            report::figures(&ctx, &model, &fitted);
-            let seconds = started.elapsed().as_secs_f64();
-            println!("{}", report::summary(&ctx, &model, &fitted, test.as_ref(), seconds));
+            if lead {
+                report::figures(&ctx, &model, &fitted);
+                let seconds = started.elapsed().as_secs_f64();
+                println!("{}", report::summary(&ctx, &model, &fitted, test.as_ref(), seconds));
+            }
             Ok(())
         }
-    }
+    };
+    together(comm, ended)
 }

@@ -6,25 +6,28 @@ use std::path::Path;
 use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use relgrad::model::{DensityModel, Evaluation, Fitted, Part, Preprocess};
-use relgrad::Threads;
+use relgrad::model::{DensityModel, Evaluation, Fitted, Part, Preprocess, Sharded};
+use relgrad::{Collective, Threads};
 use serde_json::json;
 
 use super::super::backend;
+use super::group::together;
 use super::settings::DataSpec;
-use crate::data::{ImageShape, Splits, Table};
+use crate::data::{ImageShape, ShardedSplits, Table};
 use crate::plots;
 
 /// What the report needs besides the fit's result.
-pub struct RunOutput<'a> {
+pub struct RunOutput<'a, C> {
     /// The data spec (recorded in the model file).
     pub data: &'a DataSpec,
-    /// The split rows.
-    pub splits: &'a Splits,
+    /// This process's rows of every part.
+    pub splits: &'a ShardedSplits,
     /// The run directory.
     pub out: &'a Path,
     /// Threads for the final evaluations.
     pub threads: Threads,
+    /// The processes of the run (rank 0 writes).
+    pub comm: &'a C,
 }
 
 /// A square image shape for image data of `cols` pixels without a recorded shape.
@@ -37,10 +40,10 @@ fn square_image(cols: usize, pre: &Preprocess) -> Option<ImageShape> {
     })
 }
 
-/// Evaluates the test rows, writes the model file and the figures; returns the model
-/// with its final metadata and the evaluation of the test rows.
-pub fn save_model(
-    ctx: &RunOutput<'_>,
+/// Evaluates the test rows (every process its own), writes the model file (rank 0);
+/// returns the model with its final metadata and the evaluation of the test rows.
+pub fn save_model<C: Collective>(
+    ctx: &RunOutput<'_, C>,
     fitted: &Fitted,
 ) -> Result<(DensityModel, Option<Evaluation>)> {
     let be = backend(ctx.threads);
@@ -50,34 +53,43 @@ pub fn save_model(
         .splits
         .test
         .as_ref()
-        .map(|t| model.evaluate(&be, t.as_mat(), Part::Test, g))
-        .transpose()?;
+        .map(|(t, shard)| {
+            let x = Sharded {
+                x: t.as_mat(),
+                shard: *shard,
+            };
+            model.evaluate_distributed(&be, x, Part::Test, g, ctx.comm)
+        })
+        .transpose();
+    let test = together(ctx.comm, test.map_err(anyhow::Error::from))?;
     let cols = ctx.splits.train.table.cols;
     model.image = ctx
         .splits
         .train
         .image
         .or_else(|| square_image(cols, &model.preprocess));
+    let (train, val, test_rows) = ctx.splits.totals();
     model.data = json!({
         "source": ctx.data.source.to_json(),
         "split": ctx.data.split.to_json(),
-        "rows": {
-            "train": ctx.splits.train.table.rows,
-            "val": ctx.splits.val.as_ref().map_or(0, |v| v.rows),
-            "test": ctx.splits.test.as_ref().map_or(0, |t| t.rows),
-        },
+        "rows": {"train": train, "val": val, "test": test_rows},
         "cols": cols,
         "test_origin": ctx.splits.test_origin,
         "levels": model.preprocess.levels(),
     });
     model.metrics["test"] = test.as_ref().map(Evaluation::to_json).into();
-    model.save(ctx.out.join("model.safetensors"))?;
+    let saved = if ctx.comm.rank() == 0 {
+        model.save(ctx.out.join("model.safetensors"))
+    } else {
+        Ok(())
+    };
+    together(ctx.comm, saved.map_err(anyhow::Error::from))?;
     Ok((model, test))
 }
 
 /// The figures: the learning curve, and the density (2-D data) or samples (image data).
 /// Failures are warnings.
-pub fn figures(ctx: &RunOutput<'_>, model: &DensityModel, fitted: &Fitted) {
+pub fn figures<C>(ctx: &RunOutput<'_, C>, model: &DensityModel, fitted: &Fitted) {
     let warn = |r: Result<()>| {
         if let Err(e) = r {
             eprintln!("warning: {e:#}");
@@ -121,8 +133,8 @@ pub fn figures(ctx: &RunOutput<'_>, model: &DensityModel, fitted: &Fitted) {
 }
 
 /// The summary printed at the end of a run.
-pub fn summary(
-    ctx: &RunOutput<'_>,
+pub fn summary<C>(
+    ctx: &RunOutput<'_, C>,
     model: &DensityModel,
     fitted: &Fitted,
     test: Option<&Evaluation>,

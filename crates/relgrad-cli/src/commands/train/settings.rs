@@ -61,13 +61,14 @@ pub enum Job {
 }
 
 /// Arguments that may be given with `--resume` (the others describe the model or data).
-const RESUMABLE: [&str; 6] = [
+const RESUMABLE: [&str; 7] = [
     "resume",
     "epochs",
     "threads",
     "quiet",
     "force",
     "allow_changed_data",
+    "distributed",
 ];
 
 fn activation_of(a: ActivationArg, alpha: f64) -> Result<Activation> {
