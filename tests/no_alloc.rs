@@ -230,4 +230,51 @@ fn training_steps_do_not_allocate() {
         })
         .unwrap();
     assert_eq!(worst, 0, "allocations between two trainer steps");
+
+    // So do the steps of one process of a group (its share of the gradient, the packed
+    // buffer, the reduction): rank 0 of a pretended group of two whose reduction copies.
+    let shard = relgrad::Shard::even(x.rows(), 0, 2);
+    let mine = x.as_ref().rows_range(0, shard.len);
+    let cfg = TrainConfig {
+        batch_size: 64,
+        epochs: 2,
+        look_ahead: None,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::distributed(&model, seq, cfg, shard, None, PretendPair).unwrap();
+    let (mut last, mut worst) = (None, 0);
+    trainer
+        .fit(&mut model, mine, None, |e| {
+            if let TrainEvent::Step { step, .. } = e {
+                let now = allocations();
+                if let Some(prev) = last.filter(|_| step > 2) {
+                    worst = usize::max(worst, now - prev);
+                }
+                last = Some(now);
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        worst, 0,
+        "allocations between two distributed trainer steps"
+    );
+}
+
+/// Rank 0 of a group of two whose reductions copy (the other process is pretended).
+struct PretendPair;
+
+impl relgrad::Collective for PretendPair {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        2
+    }
+    fn sum_f64(&self, send: &[f64], recv: &mut [f64]) {
+        recv.copy_from_slice(send)
+    }
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) {
+        recv.copy_from_slice(send)
+    }
+    fn broadcast(&self, _: usize, _: &mut [u8]) {}
 }

@@ -189,3 +189,14 @@ fn bad_settings_are_usage_or_input_errors() {
         "--levels",
     );
 }
+
+/// Without the `mpi` feature, `--distributed` says how to get it (a usage error).
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_without_mpi_says_how_to_build_it() {
+    relgrad()
+        .args(["train", "--distributed", "--data", "digits"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--features mpi"));
+}
