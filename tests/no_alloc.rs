@@ -215,36 +215,29 @@ fn training_steps_do_not_allocate() {
         look_ahead: None,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(&model, seq, cfg, x.rows()).unwrap();
-    let mut last = None;
-    let mut worst = 0;
-    trainer
-        .fit(&mut model, x.as_ref(), None, |e| {
-            if let TrainEvent::Step { step, .. } = e {
-                let now = allocations();
-                if let Some(prev) = last.filter(|_| step > 2) {
-                    worst = usize::max(worst, now - prev);
-                }
-                last = Some(now);
-            }
-        })
-        .unwrap();
+    let mut trainer = Trainer::new(&model, seq, cfg.clone(), x.rows()).unwrap();
+    let worst = worst_step(&mut trainer, &mut model, x.as_ref());
     assert_eq!(worst, 0, "allocations between two trainer steps");
 
     // So do the steps of one process of a group (its share of the gradient, the packed
     // buffer, the reduction): rank 0 of a pretended group of two whose reduction copies.
     let shard = relgrad::Shard::even(x.rows(), 0, 2);
     let mine = x.as_ref().rows_range(0, shard.len);
-    let cfg = TrainConfig {
-        batch_size: 64,
-        epochs: 2,
-        look_ahead: None,
-        ..TrainConfig::default()
-    };
     let mut trainer = Trainer::distributed(&model, seq, cfg, shard, None, PretendPair).unwrap();
+    let worst = worst_step(&mut trainer, &mut model, mine);
+    assert_eq!(worst, 0, "allocations between two distributed steps");
+}
+
+/// The most allocations between two consecutive step events of an epoch (after the
+/// first two steps).
+fn worst_step<C: relgrad::Collective>(
+    trainer: &mut Trainer<f64, Faer, C>,
+    model: &mut relgrad::InvertibleMlp<f64>,
+    x: MatRef<'_, f64>,
+) -> usize {
     let (mut last, mut worst) = (None, 0);
     trainer
-        .fit(&mut model, mine, None, |e| {
+        .fit(model, x, None, |e| {
             if let TrainEvent::Step { step, .. } = e {
                 let now = allocations();
                 if let Some(prev) = last.filter(|_| step > 2) {
@@ -254,10 +247,7 @@ fn training_steps_do_not_allocate() {
             }
         })
         .unwrap();
-    assert_eq!(
-        worst, 0,
-        "allocations between two distributed trainer steps"
-    );
+    worst
 }
 
 /// Rank 0 of a group of two whose reductions copy (the other process is pretended).
