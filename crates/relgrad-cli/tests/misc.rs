@@ -179,6 +179,45 @@ fn bench_prints_a_table_and_json_lines() {
         .stderr(predicate::str::contains("unknown backend"));
 }
 
+#[test]
+fn bench_times_training_steps_against_their_memory_floor() {
+    let args = [
+        "bench", "--step", "--quick", "--dims", "8", "--batch", "1,4",
+    ];
+    let table = stdout_of(relgrad().args(args).args(["--backends", "faer"]));
+    assert!(
+        table.contains("step/floor") && table.contains("adam"),
+        "{table}"
+    );
+    let json = stdout_of(relgrad().args(args).args(["--backends", "faer", "--json"]));
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Two batch sizes, two optimizers.
+    assert_eq!(rows.len(), 4, "{json}");
+    for v in &rows {
+        for k in [
+            "gradient_ms",
+            "step_ms",
+            "floor_ms",
+            "bandwidth_gbs",
+            "cores",
+        ] {
+            assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {v}");
+        }
+        // The floor's bytes: parameters and state (2 + 2k values of 2 x 8 x 9 each, f64)
+        // read and written once, and the batch read.
+        let k = if v["optimizer"] == "adam" { 2.0 } else { 1.0 };
+        let b = v["b"].as_f64().unwrap();
+        assert_eq!(
+            v["floor_bytes"].as_f64().unwrap(),
+            (2.0 + 2.0 * k) * 144.0 * 8.0 + b * 8.0 * 8.0
+        );
+        assert!(v["step_ms"].as_f64() >= v["gradient_ms"].as_f64().map(|g| g * 0.5));
+    }
+}
+
 #[cfg(not(feature = "nalgebra"))]
 #[test]
 fn bench_says_which_backends_are_not_compiled_in() {

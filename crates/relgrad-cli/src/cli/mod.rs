@@ -358,9 +358,9 @@ pub struct BenchArgs {
     /// Dimensions D (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "16,64,256,512,1024,2048", value_parser = parse_bench_dim)]
     pub dims: Vec<usize>,
-    /// Batch size B.
-    #[arg(long, default_value_t = 100, value_parser = parse_bench_batch)]
-    pub batch: usize,
+    /// Batch sizes B (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100", value_parser = parse_bench_batch)]
+    pub batch: Vec<usize>,
     /// Number of layers L.
     #[arg(long, default_value_t = 2, value_parser = parse_layers)]
     pub layers: usize,
@@ -370,6 +370,11 @@ pub struct BenchArgs {
     /// Thread settings (comma-separated): `auto` or numbers.
     #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = parse_threads)]
     pub threads: Vec<Threads>,
+    /// Time whole training steps (the gradient and the optimizer's update, for SGD with
+    /// momentum and for Adam) against their memory-traffic floor, instead of the gradient
+    /// against its products.
+    #[arg(long)]
+    pub step: bool,
     /// Print one JSON object per line instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -1,12 +1,14 @@
 //! `relgrad bench`: per backend, precision, thread setting and dimension, the GFLOP/s of
 //! the `B x D` by `D x D` product and the time of one relative-gradient and one
 //! naive-gradient evaluation against the floor of its `4L - 1` products (see
-//! [`crate::bench`] for what is timed and how).
+//! [`crate::bench`] for what is timed and how); with `--step`, whole training steps
+//! against their memory-traffic floor ([`crate::bench::step`]).
 
 use anyhow::{bail, ensure, Result};
-use relgrad::{Backend, Scalar, Threads};
+use relgrad::{Backend, Optimizer, Scalar, Threads};
 use serde_json::json;
 
+use crate::bench::step::{measure_step, StepMeasurement};
 use crate::bench::{measure, Timing};
 use crate::cli::{BenchArgs, PrecisionArg};
 
@@ -27,12 +29,19 @@ pub fn known_backends() -> [(&'static str, bool, &'static str); 3] {
     ]
 }
 
+/// What one configuration measured.
+enum Measured {
+    Gradient(crate::bench::Measurement),
+    Step(&'static str, StepMeasurement),
+}
+
 struct Row {
     backend: &'static str,
     precision: &'static str,
     threads: Threads,
     d: usize,
-    m: crate::bench::Measurement,
+    b: usize,
+    m: Measured,
 }
 
 fn one<T: Scalar, B: Backend<T>>(
@@ -44,14 +53,37 @@ fn one<T: Scalar, B: Backend<T>>(
     out: &mut dyn FnMut(Row),
 ) -> Result<()> {
     for &d in &args.dims {
-        let m = measure::<T, B>(be, d, args.batch, args.layers, timing)?;
-        out(Row {
-            backend: name,
-            precision: T::NAME,
-            threads,
-            d,
-            m,
-        });
+        for &b in &args.batch {
+            let mut row = |m| {
+                out(Row {
+                    backend: name,
+                    precision: T::NAME,
+                    threads,
+                    d,
+                    b,
+                    m,
+                })
+            };
+            if !args.step {
+                row(Measured::Gradient(measure::<T, B>(
+                    be,
+                    d,
+                    b,
+                    args.layers,
+                    timing,
+                )?));
+                continue;
+            }
+            // SGD with momentum (the default) and Adam (the paper's recipe).
+            let sgd = Optimizer::Sgd {
+                lr: 1e-3,
+                momentum: 0.9,
+            };
+            for (opt_name, opt) in [("sgd", sgd), ("adam", Optimizer::adam(1e-3))] {
+                let m = measure_step::<T, B>(be, (d, b, args.layers), opt, timing)?;
+                row(Measured::Step(opt_name, m));
+            }
+        }
     }
     Ok(())
 }
@@ -122,12 +154,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let params = d
             .checked_mul(d + 1)
             .and_then(|p| p.checked_mul(args.layers));
-        let batch = args.batch.checked_mul(d);
-        if params.is_none_or(|p| p > limit) || batch.is_none_or(|b| b > limit) {
-            return Err(crate::usage_error(format!(
-                "--dims {d} with --layers {} and --batch {}: more than {limit} parameters or batch values, the limit; choose a smaller D, L or B",
-                args.layers, args.batch
-            )));
+        for &b in &args.batch {
+            let batch = b.checked_mul(d);
+            if params.is_none_or(|p| p > limit) || batch.is_none_or(|b| b > limit) {
+                return Err(crate::usage_error(format!(
+                    "--dims {d} with --layers {} and --batch {b}: more than {limit} parameters or batch values, the limit; choose a smaller D, L or B",
+                    args.layers
+                )));
+            }
         }
     }
     let known = known_backends();
@@ -179,55 +213,105 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(max) => relgrad::cap_simd_level(max),
         None => relgrad::simd_level(),
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !args.json {
+        let floor = if args.step {
+            "floor = the parameters' and optimizer state's bytes (read and written once) and the batch's, at the bandwidth of a stream over buffers of those sizes"
+        } else {
+            "floor = the 4L-1 products of one evaluation, timed alone"
+        };
         println!(
-            "B = {}, L = {}, each item timed for ~{:.2} s (median); floor = the 4L-1 products of one evaluation, timed alone; elementwise kernels: {}",
-            args.batch,
+            "L = {}, each item timed for ~{:.2} s (median); {floor}; {cores} cores; elementwise kernels: {}",
             args.layers,
             timing.budget.as_secs_f64(),
             simd.name()
         );
-        println!(
-            "{:<9} {:<4} {:>7} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
-            "backend",
-            "prec",
-            "threads",
-            "D",
-            "gemm GF/s",
-            "relative ms",
-            "naive ms",
-            "floor ms",
-            "rel/floor",
-            "naive/rel"
-        );
-    }
-    let json = args.json;
-    let (batch, layers) = (args.batch, args.layers);
-    let mut print = |r: Row| {
-        if json {
+        if args.step {
             println!(
-                "{}",
-                json!({
-                    "backend": r.backend, "precision": r.precision, "threads": r.threads.to_string(),
-                    "d": r.d, "b": batch, "l": layers, "simd": simd.name(),
-                    "gemm_gflops": r.m.gemm_gflops, "relative_ms": r.m.relative_ms,
-                    "naive_ms": r.m.naive_ms, "floor_ms": r.m.floor_ms,
-                })
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>8} {:>11}",
+                "backend",
+                "prec",
+                "threads",
+                "D",
+                "B",
+                "opt",
+                "gradient ms",
+                "step ms",
+                "floor ms",
+                "GB/s",
+                "step/floor"
             );
         } else {
             println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>11.2} {:>12.4} {:>11.4} {:>11.4} {:>10.2} {:>10.2}",
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
+                "backend",
+                "prec",
+                "threads",
+                "D",
+                "B",
+                "gemm GF/s",
+                "relative ms",
+                "naive ms",
+                "floor ms",
+                "rel/floor",
+                "naive/rel"
+            );
+        }
+    }
+    let json = args.json;
+    let layers = args.layers;
+    let mut print = |r: Row| {
+        let head = json!({
+            "backend": r.backend, "precision": r.precision, "threads": r.threads.to_string(),
+            "d": r.d, "b": r.b, "l": layers, "simd": simd.name(), "cores": cores,
+        });
+        match (&r.m, json) {
+            (Measured::Gradient(m), true) => {
+                let mut v = head;
+                v["gemm_gflops"] = m.gemm_gflops.into();
+                v["relative_ms"] = m.relative_ms.into();
+                v["naive_ms"] = m.naive_ms.into();
+                v["floor_ms"] = m.floor_ms.into();
+                println!("{v}");
+            }
+            (Measured::Step(opt, m), true) => {
+                let mut v = head;
+                v["optimizer"] = (*opt).into();
+                v["gradient_ms"] = m.gradient_ms.into();
+                v["step_ms"] = m.step_ms.into();
+                v["floor_ms"] = m.floor_ms.into();
+                v["floor_bytes"] = m.floor_bytes.into();
+                v["bandwidth_gbs"] = m.bandwidth_gbs.into();
+                println!("{v}");
+            }
+            (Measured::Gradient(m), false) => println!(
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:>11.2} {:>12.4} {:>11.4} {:>11.4} {:>10.2} {:>10.2}",
                 r.backend,
                 r.precision,
                 r.threads.to_string(),
                 r.d,
-                r.m.gemm_gflops,
-                r.m.relative_ms,
-                r.m.naive_ms,
-                r.m.floor_ms,
-                r.m.relative_ms / r.m.floor_ms,
-                r.m.naive_ms / r.m.relative_ms
-            );
+                r.b,
+                m.gemm_gflops,
+                m.relative_ms,
+                m.naive_ms,
+                m.floor_ms,
+                m.relative_ms / m.floor_ms,
+                m.naive_ms / m.relative_ms
+            ),
+            (Measured::Step(opt, m), false) => println!(
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2}",
+                r.backend,
+                r.precision,
+                r.threads.to_string(),
+                r.d,
+                r.b,
+                opt,
+                m.gradient_ms,
+                m.step_ms,
+                m.floor_ms,
+                m.bandwidth_gbs,
+                m.step_ms / m.floor_ms
+            ),
         }
     };
     for name in &chosen {

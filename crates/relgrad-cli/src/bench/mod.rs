@@ -11,6 +11,11 @@
 //!   `Delta W^T`, and per layer the two products of the direction, `W Y^T` then
 //!   `(.) Delta` when `B <= D`, else `Y^T Delta` then `W (.)`. Products of the same shape
 //!   are timed once and counted as often as they occur.
+//!
+//! [`step`] times whole training steps (gradient and optimizer) against their
+//! memory-traffic floor.
+
+pub mod step;
 
 use std::time::{Duration, Instant};
 
@@ -63,14 +68,31 @@ impl Timing {
                 break;
             }
         }
-        times.sort_by(f64::total_cmp);
-        let n = times.len();
-        if n % 2 == 1 {
-            times[n / 2]
-        } else {
-            0.5 * (times[n / 2 - 1] + times[n / 2])
-        }
+        median(times)
     }
+}
+
+/// Seconds `f` takes, once.
+pub(crate) fn clock(f: &mut dyn FnMut()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// The median of `values` (NaN if empty).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => 0.5 * (values[n / 2 - 1] + values[n / 2]),
+    }
+}
+
+/// The median of column `k` of the recorded rounds, leaving out round 0 (the warm-up).
+pub(crate) fn column_median<const N: usize>(rounds: &[[f64; N]], k: usize) -> f64 {
+    median(rounds[1..].iter().map(|r| r[k]).collect())
 }
 
 /// One configuration's measurements.
@@ -86,7 +108,7 @@ pub struct Measurement {
     pub floor_ms: f64,
 }
 
-fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
+pub(crate) fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
     Mat::from_fn(rows, cols, |_, _| T::from_f64c(StandardNormal.sample(rng)))
 }
 
@@ -125,11 +147,6 @@ pub fn measure<T: Scalar, B: Backend<T>>(
     let (one, zero) = (T::one(), T::zero());
     let mut failure = None;
     let mut rounds: Vec<[f64; 6]> = Vec::new();
-    let clock = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64()
-    };
     let start = Instant::now();
     // Round 0 warms up every item and is not recorded.
     while rounds.len() <= timing.min_reps || start.elapsed() < 6 * timing.budget {
@@ -226,16 +243,7 @@ pub fn measure<T: Scalar, B: Backend<T>>(
             break;
         }
     }
-    let median = |k: usize| {
-        let mut v: Vec<f64> = rounds[1..].iter().map(|r| r[k]).collect();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        }
-    };
+    let median = |k: usize| column_median(&rounds, k);
     let (t_fwd, t_bwd, t_r1, t_r2, t_rel, t_naive) = (
         median(0),
         median(1),

@@ -1,0 +1,177 @@
+//! The training-step benchmark behind `relgrad bench --step`: for one configuration
+//! (`D`, `B`, `L`, optimizer) the median time of
+//! - one relative-gradient evaluation (forward, backward, update direction);
+//! - one whole training step: the gradient, then the optimizer's update of every weight,
+//!   bias and state buffer (SGD with momentum or Adam);
+//! - the memory-traffic floor: the bytes a step must read and write at least (the
+//!   parameters and the optimizer's state, each read and written once, and the batch read
+//!   once), at the bandwidth measured by streaming over buffers of those sizes (read,
+//!   update, write back: `p += c m`, `m *= c'`, ... once per element).
+//!
+//! The items are timed in rounds as in [`super::measure`].
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use relgrad::init::Architecture;
+use relgrad::{
+    relative_gradient, Activation, Backend, BaseDensity, Init, Optimizer, OptimizerState, Scalar,
+    Workspace,
+};
+
+use super::{clock, column_median, random_mat, Timing};
+
+/// One configuration's step measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepMeasurement {
+    /// Milliseconds per relative-gradient evaluation.
+    pub gradient_ms: f64,
+    /// Milliseconds per training step (gradient and optimizer update).
+    pub step_ms: f64,
+    /// Bytes a step must read and write at least.
+    pub floor_bytes: f64,
+    /// The bandwidth measured on buffers of the parameters' and state's sizes, GB/s.
+    pub bandwidth_gbs: f64,
+    /// Milliseconds to move `floor_bytes` at that bandwidth.
+    pub floor_ms: f64,
+}
+
+/// The optimizer's state buffers per parameter: 1 for SGD with momentum, 2 for Adam.
+fn state_buffers(opt: Optimizer) -> usize {
+    match opt {
+        Optimizer::Sgd { momentum, .. } if momentum > 0.0 => 1,
+        Optimizer::Sgd { .. } => 0,
+        Optimizer::Adam { .. } => 2,
+    }
+}
+
+/// Reads and writes every element of `bufs` once (`p += c m`, `m *= c'`, ...): the
+/// traffic of an optimizer update without its arithmetic.
+fn stream<T: Scalar>(bufs: &mut [Vec<T>]) {
+    let (c, c2) = (T::from_f64c(1e-30), T::from_f64c(0.5));
+    match bufs {
+        [p] => p.iter_mut().for_each(|x| *x *= c2),
+        [p, m] => {
+            for (x, y) in p.iter_mut().zip(m.iter_mut()) {
+                *x += c * *y;
+                *y *= c2;
+            }
+        }
+        [p, m, v, ..] => {
+            for ((x, y), z) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                *x += c * *y + c * *z;
+                *y *= c2;
+                *z *= c2;
+            }
+        }
+        [] => {}
+    }
+}
+
+/// Measures one step configuration on `backend` in precision `T`. The optimizer's
+/// learning rate is irrelevant to the time; a tiny one keeps the parameters in place.
+pub fn measure_step<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    (d, b, l): (usize, usize, usize),
+    optimizer: Optimizer,
+    timing: Timing,
+) -> Result<StepMeasurement> {
+    let mut rng = StdRng::seed_from_u64(0x57E9);
+    let arch = Architecture {
+        dim: d,
+        n_layers: l,
+        activation: Activation::default(),
+        base: BaseDensity::Normal,
+        use_bias: true,
+    };
+    let mut model = Init::Orthogonal { seed: 7 }
+        .build::<T, B>(arch, backend, None)
+        .map_err(|e| anyhow!("building a {d}-dimensional model: {e}"))?;
+    let x = random_mat::<T>(b, d, &mut rng);
+    let mut ws = Workspace::new(&model, b);
+    let optimizer = match optimizer {
+        Optimizer::Sgd { momentum, .. } => Optimizer::Sgd {
+            lr: 1e-30,
+            momentum,
+        },
+        Optimizer::Adam {
+            beta1, beta2, eps, ..
+        } => Optimizer::Adam {
+            lr: 1e-30,
+            beta1,
+            beta2,
+            eps,
+        },
+    };
+    let mut state = OptimizerState::new(optimizer, &model);
+    let params = model.n_parameters();
+    let k = state_buffers(optimizer);
+    let mut bufs: Vec<Vec<T>> = (0..=k).map(|_| vec![T::one(); params]).collect();
+    let size = std::mem::size_of::<T>() as f64;
+    let state_bytes = 2.0 * (1 + k) as f64 * params as f64 * size;
+    let floor_bytes = state_bytes + (b * d) as f64 * size;
+    let mut failure = None;
+    let mut rounds: Vec<[f64; 3]> = Vec::new();
+    let start = Instant::now();
+    // Round 0 warms up every item and is not recorded.
+    while rounds.len() <= timing.min_reps || start.elapsed() < 3 * timing.budget {
+        let grad = clock(&mut || {
+            if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+                failure.get_or_insert(e);
+            }
+        });
+        let step = clock(&mut || {
+            match relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+                Ok(()) => state.step(&mut model, &ws.grad),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            };
+        });
+        let traffic = clock(&mut || stream(&mut bufs));
+        if let Some(e) = failure.take() {
+            return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
+        }
+        rounds.push([grad, step, traffic]);
+        if rounds.len() > 100_000 {
+            break;
+        }
+    }
+    let median = |k: usize| column_median(&rounds, k);
+    let bandwidth = state_bytes / median(2);
+    Ok(StepMeasurement {
+        gradient_ms: median(0) * 1e3,
+        step_ms: median(1) * 1e3,
+        floor_bytes,
+        bandwidth_gbs: bandwidth / 1e9,
+        floor_ms: floor_bytes / bandwidth * 1e3,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn measures_a_small_step() {
+        for opt in [Optimizer::sgd(1e-3), Optimizer::adam(1e-3)] {
+            let m = measure_step::<f32, _>(
+                &relgrad::Faer::sequential(),
+                (8, 4, 2),
+                opt,
+                Timing {
+                    budget: Duration::from_millis(1),
+                    min_reps: 1,
+                },
+            )
+            .unwrap();
+            assert!(m.step_ms > 0.0 && m.gradient_ms > 0.0 && m.floor_ms > 0.0);
+            // 2 layers of 8 x 9 parameters, f32: (2 + 2k) x 144 x 4 bytes, plus the batch.
+            let k = state_buffers(opt) as f64;
+            assert_eq!(m.floor_bytes, (2.0 + 2.0 * k) * 144.0 * 4.0 + 32.0 * 4.0);
+        }
+    }
+}
