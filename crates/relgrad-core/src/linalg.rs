@@ -10,6 +10,7 @@ use crate::collective::Collective;
 use crate::error::{Error, Result};
 use crate::matrix::{Mat, MatRef};
 use crate::scalar::Scalar;
+use crate::simd::{dot, madd, vectorized};
 
 /// Column means and the (maximum-likelihood, divide-by-`N`) covariance of the rows of `x`,
 /// both in `f64`. The centred product runs on the backend in `x`'s precision.
@@ -184,20 +185,27 @@ pub fn random_orthogonal<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Mat<f64> {
     let mut cols: Vec<Vec<f64>> = (0..n)
         .map(|_| (0..n).map(|_| StandardNormal.sample(rng)).collect())
         .collect();
-    for j in 0..n {
-        for _pass in 0..2 {
-            for k in 0..j {
-                let dot: f64 = cols[j].iter().zip(&cols[k]).map(|(a, b)| a * b).sum();
-                let (head, tail) = cols.split_at_mut(j);
-                for (a, b) in tail[0].iter_mut().zip(&head[k]) {
-                    *a -= dot * b;
+    // Gram-Schmidt, twice per column; the dot products and updates in the widest
+    // vectors the CPU has (an O(n^3) loop: scalar, n = 784 took seconds).
+    vectorized(
+        #[inline(always)]
+        |fma| {
+            for j in 0..n {
+                for _pass in 0..2 {
+                    for k in 0..j {
+                        let (head, tail) = cols.split_at_mut(j);
+                        let d = dot(fma, &tail[0], &head[k]);
+                        for (a, &b) in tail[0].iter_mut().zip(&head[k]) {
+                            *a = madd(fma, -d, b, *a);
+                        }
+                    }
+                }
+                let norm = dot(fma, &cols[j], &cols[j]).sqrt();
+                for a in &mut cols[j] {
+                    *a /= norm;
                 }
             }
-        }
-        let norm = cols[j].iter().map(|a| a * a).sum::<f64>().sqrt();
-        for a in &mut cols[j] {
-            *a /= norm;
-        }
-    }
+        },
+    );
     Mat::from_fn(n, n, |i, j| cols[j][i])
 }
