@@ -242,6 +242,23 @@ mod tests {
         }
     }
 
+    /// A `.npy` file whose data are shorter than its header says is an error when read by
+    /// offset, as when read whole; so are rows out of range.
+    #[test]
+    fn truncated_files_and_bad_rows_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.npy");
+        let bytes = npy::encode_f64(&[10, 3], &[0.5; 30]);
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+        let e = split_sharded(&Source::Path(path.clone()), &spec(), 1, 2).unwrap_err();
+        assert!(format!("{e:#}").contains("truncated data"), "{e:#}");
+        std::fs::write(&path, &bytes).unwrap();
+        let h = npy::read_header(&path).unwrap();
+        assert!(npy::read_rows(&path, &h, &[3, 2]).is_err());
+        assert!(npy::read_rows(&path, &h, &[10]).is_err());
+        assert_eq!(npy::read_rows(&path, &h, &[2, 9]).unwrap().rows, 2);
+    }
+
     /// The shares of every rank, put together, are the single-process split, for a
     /// `.npy` file read by offset and for data read whole.
     #[test]
