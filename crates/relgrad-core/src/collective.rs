@@ -26,6 +26,16 @@ pub trait Collective {
         }
     }
 
+    /// Whether any process of the group says `yes` (every process gets the same answer).
+    fn any(&self, yes: bool) -> bool {
+        if self.size() == 1 {
+            return yes;
+        }
+        let mut v = [f64::from(u8::from(yes))];
+        self.sum_in_place(&mut v);
+        v[0] > 0.0
+    }
+
     /// Agrees on whether every process succeeded: all get `Ok(())`, or all get the
     /// failure of the lowest failing rank, with its message. Call it where a process may
     /// fail alone (its own data, its own files), so that no process goes on to wait in a

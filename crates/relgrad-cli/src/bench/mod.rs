@@ -25,8 +25,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use relgrad::init::Architecture;
 use relgrad::{
-    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, Mat, MatMut, Scalar,
-    Trans, Workspace,
+    naive_gradient, relative_gradient, Activation, Backend, BaseDensity, Init, InvertibleMlp, Mat,
+    MatMut, Scalar, Trans, Workspace,
 };
 
 /// How long to time each item.
@@ -112,6 +112,25 @@ pub(crate) fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) 
     Mat::from_fn(rows, cols, |_, _| T::from_f64c(StandardNormal.sample(rng)))
 }
 
+/// The model every benchmark times: `l` layers of dimension `d`, orthogonal weights from
+/// a fixed seed, the default activation.
+pub(crate) fn bench_model<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    d: usize,
+    l: usize,
+) -> Result<InvertibleMlp<T>> {
+    let arch = Architecture {
+        dim: d,
+        n_layers: l,
+        activation: Activation::default(),
+        base: BaseDensity::Normal,
+        use_bias: true,
+    };
+    Init::Orthogonal { seed: 7 }
+        .build::<T, B>(arch, backend, None)
+        .map_err(|e| anyhow!("building a {d}-dimensional model: {e}"))
+}
+
 /// Measures one configuration on `backend` in precision `T`.
 pub fn measure<T: Scalar, B: Backend<T>>(
     backend: &B,
@@ -121,16 +140,7 @@ pub fn measure<T: Scalar, B: Backend<T>>(
     timing: Timing,
 ) -> Result<Measurement> {
     let mut rng = StdRng::seed_from_u64(0xBE4C);
-    let arch = Architecture {
-        dim: d,
-        n_layers: l,
-        activation: Activation::default(),
-        base: BaseDensity::Normal,
-        use_bias: true,
-    };
-    let model = Init::Orthogonal { seed: 7 }
-        .build::<T, B>(arch, backend, None)
-        .map_err(|e| anyhow!("building a {d}-dimensional model: {e}"))?;
+    let model = bench_model::<T, B>(backend, d, l)?;
     let x = random_mat::<T>(b, d, &mut rng);
     let mut ws = Workspace::new(&model, b);
 

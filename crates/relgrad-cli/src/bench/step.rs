@@ -15,13 +15,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use relgrad::init::Architecture;
-use relgrad::{
-    relative_gradient, Activation, Backend, BaseDensity, Init, Optimizer, OptimizerState, Scalar,
-    Workspace,
-};
+use relgrad::{relative_gradient, Backend, Optimizer, OptimizerState, Scalar, Workspace};
 
-use super::{clock, column_median, random_mat, Timing};
+use super::{bench_model, clock, column_median, random_mat, Timing};
 
 /// One configuration's step measurements.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,16 +75,7 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
     timing: Timing,
 ) -> Result<StepMeasurement> {
     let mut rng = StdRng::seed_from_u64(0x57E9);
-    let arch = Architecture {
-        dim: d,
-        n_layers: l,
-        activation: Activation::default(),
-        base: BaseDensity::Normal,
-        use_bias: true,
-    };
-    let mut model = Init::Orthogonal { seed: 7 }
-        .build::<T, B>(arch, backend, None)
-        .map_err(|e| anyhow!("building a {d}-dimensional model: {e}"))?;
+    let mut model = bench_model::<T, B>(backend, d, l)?;
     let x = random_mat::<T>(b, d, &mut rng);
     let mut ws = Workspace::new(&model, b);
     let optimizer = match optimizer {

@@ -295,7 +295,7 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
                             })
                         });
                         agreed(&self.comm, saved)?;
-                        cancel = self.any(cancel);
+                        cancel = self.comm.any(cancel);
                     }
                     if cancel || !at_epoch {
                         model.copy_parameters_from(&trainer.state().best);
@@ -309,11 +309,6 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
             }
         };
         Ok((Network::from_mlp(&model), trainer.history().clone(), stop))
-    }
-
-    /// Whether any process of the group says `yes`.
-    fn any(&self, yes: bool) -> bool {
-        across::max(f64::from(u8::from(yes)), &self.comm) > 0.0
     }
 
     fn finish(

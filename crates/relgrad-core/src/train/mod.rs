@@ -27,10 +27,12 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+mod distributed;
+
 use crate::backend::Backend;
 use crate::collective::{Alone, Collective, Shard};
 use crate::error::{Error, Result};
-use crate::gradient::{gradient, partial_gradient, GradientKind};
+use crate::gradient::{gradient, GradientKind};
 use crate::matrix::{Mat, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::optim::{Optimizer, OptimizerState};
@@ -270,17 +272,6 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
         })
     }
 
-    /// Whether any process of the group asks to stop (`vote`): every process gets the
-    /// same answer.
-    fn any(&self, vote: bool) -> bool {
-        if self.comm.size() == 1 {
-            return vote;
-        }
-        let mut v = [f64::from(u8::from(vote))];
-        self.comm.sum_in_place(&mut v);
-        v[0] > 0.0
-    }
-
     /// The settings.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -346,27 +337,7 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             let train_ll = (rows > 0).then(|| ll(train.top(rows)));
             return (train_ll, val.map(ll));
         }
-        // Sums and counts of this process's rows, added up across the group: the
-        // training prefix is the set's first rows, wherever they are held.
-        let sum = |x: MatRef<'_, T>| -> f64 {
-            if x.rows() == 0 {
-                return 0.0;
-            }
-            model
-                .log_prob(&self.backend, x)
-                .map_or(f64::NAN, |lp| lp.iter().map(|v| v.to_f64c()).sum())
-        };
-        let rows = self.config.train_eval_rows.min(self.shard.total);
-        let local_rows = self.shard.local_prefix(rows);
-        let mut sums = [
-            sum(train.top(local_rows)),
-            val.map_or(0.0, sum),
-            val.map_or(0.0, |v| v.rows() as f64),
-        ];
-        self.comm.sum_in_place(&mut sums);
-        let train_ll = (rows > 0).then(|| sums[0] / rows as f64);
-        let val_ll = val.map(|_| sums[1] / sums[2]);
-        (train_ll, val_ll)
+        self.evaluate_across(model, train, val)
     }
 
     /// Records an epoch's metrics; returns whether it diverged and what the callback asked.
@@ -472,7 +443,7 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
                     best_epoch: 0,
                 });
             }
-            if self.any(flow == Flow::Stop) {
+            if self.comm.any(flow == Flow::Stop) {
                 return Ok(false);
             }
         }
@@ -533,7 +504,7 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
                 }
             }
             let vote = std::mem::take(&mut self.stop_vote);
-            if self.comm.size() > 1 && self.any(vote) {
+            if self.comm.any(vote) {
                 return Ok(false);
             }
             let seconds = started.elapsed().as_secs_f64();
@@ -557,57 +528,12 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
                     best_epoch: self.history.best_epoch,
                 });
             }
-            if self.any(flow == Flow::Stop) {
+            if self.comm.any(flow == Flow::Stop) {
                 return Ok(false);
             }
         }
         model.copy_parameters_from(&self.best);
         Ok(true)
-    }
-
-    /// The update direction of the global batch `self.order[span]` (row numbers of the
-    /// whole training set) into `self.ws.grad`: this process's share, then one reduction
-    /// across the group of the packed shares and the stop votes. Returns whether a
-    /// process voted to stop (the step is then not taken). A process whose share fails (a
-    /// singular layer of the naive gradient) sends NaN, so that every process sees a
-    /// divergence, and returns its error.
-    fn distributed_direction(
-        &mut self,
-        model: &InvertibleMlp<T>,
-        train: MatRef<'_, T>,
-        span: core::ops::Range<usize>,
-    ) -> Result<bool> {
-        let total = span.len();
-        let mut k = 0;
-        for &g in &self.order[span] {
-            if let Some(i) = self.shard.local(g) {
-                self.batch.row_mut(k).copy_from_slice(train.row(i));
-                k += 1;
-            }
-        }
-        let share = partial_gradient(
-            self.config.gradient,
-            model,
-            &self.backend,
-            self.batch.top(k),
-            total,
-            self.comm.rank() == 0,
-            &mut self.ws,
-        );
-        let p = self.send.len() - 1;
-        match &share {
-            Ok(()) => self.ws.grad.pack_into(&mut self.send[..p]),
-            Err(_) => self.send[..p].fill(T::nan()),
-        }
-        self.send[p] = if std::mem::take(&mut self.stop_vote) {
-            T::one()
-        } else {
-            T::zero()
-        };
-        T::sum_across(&self.comm, &self.send, &mut self.recv);
-        share?;
-        self.ws.grad.unpack_from(&self.recv[..p]);
-        Ok(self.recv[p] > T::zero())
     }
 }
 
