@@ -182,8 +182,9 @@ def run_relgrad(d: Data) -> Result:
     return Result(
         "relgrad.Flow",
         "defaults",
-        "defaults: 3 layers, tanh-linear 0.1, SGD lr 3e-4 momentum 0.9, batch 100, "
-        "early stopping after 30 epochs (val), f32; `levels=17, random_state=0`",
+        "defaults: 3 layers, tanh-linear 0.1, SGD lr 1e-3 momentum 0.9, batch 100, "
+        "early stopping after 30 epochs (val) with two learning-rate decays on plateau first, f32; "
+        "`levels=17, random_state=0`",
         ll_pixel,
         ll_logit,
         seconds,

@@ -812,9 +812,10 @@ def report(
         f"- Python {platform.python_version()}; relgrad {version('relgrad')}; numpy {version('numpy')}; "
         f"scikit-learn {version('scikit-learn')}; matplotlib {version('matplotlib')}",
         "",
-        "**Variants** (`relgrad.Flow` keyword arguments; everything else at its default: SGD lr 3e-4 with "
+        "**Variants** (`relgrad.Flow` keyword arguments; everything else at its default: SGD lr 1e-3 with "
         "momentum 0.9, batch 100, at most 1000 epochs, early stopping after 30 epochs without a better "
-        "validation LL with the best parameters kept, data-dependent start, float32):",
+        "validation LL with the best parameters kept, the first two such plateaus decaying the learning rate "
+        "(times 0.3, from the best parameters) instead of stopping, data-dependent start, float32):",
         "",
     ]
     lines += [f"- {SHORT[k]}: {label}: `{kw or '{}'}`" for k, label, kw in all_variants()]

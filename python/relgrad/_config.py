@@ -18,6 +18,7 @@ import numpy as np
 
 ACTIVATIONS = ("smooth-leaky-relu", "leaky-relu", "tanh-linear")
 BASES = ("normal", "laplace", "logistic")
+MAX_LR_DECAYS = 50  # relgrad_model::MAX_LR_DECAYS
 INITS = ("data", "orthogonal", "identity")
 OPTIMIZERS = ("sgd", "adam")
 PREPROCESSES = ("auto", "none", "standardize", "logit")
@@ -110,6 +111,10 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
         out["batch_size"] = _int("batch_size", bs, 1)
     out["max_epochs"] = _int("max_epochs", p["max_epochs"], 0)
     out["n_iter_no_change"] = _int("n_iter_no_change", p["n_iter_no_change"], 0)
+    out["lr_decays"] = _int("lr_decays", p["lr_decays"], 0)
+    if out["lr_decays"] > MAX_LR_DECAYS:
+        raise ValueError(f"lr_decays must be at most {MAX_LR_DECAYS}, got {out['lr_decays']}")
+    out["lr_decay"] = _float("lr_decay", p["lr_decay"], 0.0, 1.0, low_open=True, high_open=True)
     out["validation_fraction"] = _float(
         "validation_fraction", p["validation_fraction"], 0.0, 1.0, low_open=False, high_open=True
     )
@@ -149,6 +154,8 @@ def fit_config(p: Mapping[str, Any], seed: int) -> str:
         "batch_size": p["batch_size"],
         "epochs": p["max_epochs"],
         "look_ahead": p["n_iter_no_change"],
+        "lr_decays": p["lr_decays"],
+        "lr_decay": p["lr_decay"],
         "seed": seed,
         "shuffle": p["shuffle"],
         "gradient": p["gradient"],
@@ -218,6 +225,10 @@ def params_from_meta(meta: Mapping[str, Any], defaults: Mapping[str, Any]) -> Di
         p["max_epochs"] = int(t["epochs"])
     if "look_ahead" in t:
         p["n_iter_no_change"] = int(t["look_ahead"])
+    # Files from before decays on plateau existed stopped at the first plateau.
+    p["lr_decays"] = int(t.get("lr_decays", 0))
+    if "lr_decay" in t:
+        p["lr_decay"] = float(t["lr_decay"])
     if t.get("gradient") in GRADIENTS:
         p["gradient"] = t["gradient"]
     if "shuffle" in t:

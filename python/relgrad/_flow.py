@@ -95,7 +95,7 @@ class Flow(DensityMixin, BaseEstimator):
         Optimizer (``--optimizer``). SGD with momentum keeps the relative gradient's
         equivariance; Adam rescales each coordinate and works best with
         ``gradient="naive"``.
-    learning_rate : float, default=3e-4
+    learning_rate : float, default=1e-3
         Learning rate (``--lr``).
     momentum : float, default=0.9
         Heavy-ball momentum of SGD, in ``[0, 1)`` (``--momentum``; ignored by Adam).
@@ -107,6 +107,13 @@ class Flow(DensityMixin, BaseEstimator):
         Stop after this many epochs without a better validation log-likelihood; the best
         parameters are kept (``--look-ahead``; 0: never stop early). Without validation
         rows the training log-likelihood decides.
+    lr_decays : int, default=2
+        How many of those plateaus (or diverged epochs) decay the learning rate instead of
+        ending training: training goes on from the best parameters with the rate times
+        ``lr_decay`` and fresh optimizer moments (``--lr-decays``; 0: the first plateau or
+        divergence ends training).
+    lr_decay : float, default=0.3
+        What a decay multiplies the learning rate by, in ``(0, 1)`` (``--lr-decay``).
     validation_fraction : float, default=0.1
         Fraction of the rows held out for validation, in ``[0, 1)``
         (``--val-fraction``). The rows are chosen exactly as ``relgrad train --seed
@@ -203,11 +210,13 @@ class Flow(DensityMixin, BaseEstimator):
         init: str = "data",
         init_shift: Union[float, str] = 0.0,
         optimizer: str = "sgd",
-        learning_rate: float = 3e-4,
+        learning_rate: float = 1e-3,
         momentum: float = 0.9,
         batch_size: Union[int, str] = 100,
         max_epochs: int = 1000,
         n_iter_no_change: int = 30,
+        lr_decays: int = 2,
+        lr_decay: float = 0.3,
         validation_fraction: float = 0.1,
         preprocess: str = "auto",
         levels: Optional[int] = None,
@@ -230,6 +239,8 @@ class Flow(DensityMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.n_iter_no_change = n_iter_no_change
+        self.lr_decays = lr_decays
+        self.lr_decay = lr_decay
         self.validation_fraction = validation_fraction
         self.preprocess = preprocess
         self.levels = levels

@@ -48,7 +48,7 @@ def fit(
     ``alpha``, ``base``, ``init`` (``{"kind": "data", "shift": s}``, ``{"kind":
     "orthogonal"}``, ``{"kind": "identity"}``), ``optimizer`` (``{"name": "sgd", "lr": lr,
     "momentum": m}`` or ``{"name": "adam", "lr": lr}``), ``batch_size`` (int or ``"full"``),
-    ``epochs`` (maximum), ``look_ahead`` (0: none), ``seed``, ``shuffle``, ``gradient``
+    ``epochs`` (maximum), ``look_ahead`` (0: none), ``lr_decays``, ``lr_decay``, ``seed``, ``shuffle``, ``gradient``
     (``"relative"``/``"naive"``), ``precision`` (``"f32"``/``"f64"``), ``threads`` (int, 0 for
     automatic). Missing keys take ``default_config()``'s values.
 

@@ -31,6 +31,7 @@ def test_defaults_are_the_cli_defaults():
     assert f.batch_size == d["batch_size"]
     assert f.max_epochs == d["epochs"]
     assert f.n_iter_no_change == d["look_ahead"]
+    assert f.lr_decays == d["lr_decays"] and f.lr_decay == d["lr_decay"]
     assert f.random_state is None and d["seed"] == 0  # None is seed 0
     assert f.shuffle == d["shuffle"]
     assert f.gradient == d["gradient"]
@@ -201,6 +202,10 @@ def test_data_start_needs_enough_rows():
         (dict(batch_size="half"), "batch_size"),
         (dict(max_epochs=-1), "max_epochs"),
         (dict(n_iter_no_change=1.5), "n_iter_no_change"),
+        (dict(lr_decays=-1), "lr_decays"),
+        (dict(lr_decays=51), "lr_decays"),
+        (dict(lr_decay=1.0), "lr_decay"),
+        (dict(lr_decay=0), "lr_decay"),
         (dict(validation_fraction=1.0), "validation_fraction"),
         (dict(preprocess="whiten"), "preprocess"),
         (dict(levels=1), "levels"),

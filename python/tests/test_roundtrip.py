@@ -65,6 +65,8 @@ def test_load_recovers_every_recorded_parameter(tmp_path):
         batch_size="full",
         max_epochs=2,
         n_iter_no_change=5,
+        lr_decays=3,
+        lr_decay=0.5,
         validation_fraction=0.2,
         preprocess="none",
         gradient="naive",

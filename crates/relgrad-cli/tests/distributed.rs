@@ -78,7 +78,12 @@ fn assert_same_run(a: &Path, b: &Path) {
         meta_json(&a.join("model.safetensors"), "training"),
         meta_json(&b.join("model.safetensors"), "training"),
     );
-    for key in ["epochs_run", "best_epoch", "stopped_early"] {
+    for key in [
+        "epochs_run",
+        "best_epoch",
+        "stopped_early",
+        "lr_decayed_after",
+    ] {
         assert_eq!(ta[key], tb[key], "{key}");
     }
     let (ma, mb) = (
@@ -139,6 +144,11 @@ fn two_and_three_processes_reach_the_single_process_result() {
     assert_eq!(
         stopped["stopped_early"], true,
         "the run stops early: {stopped}"
+    );
+    assert_eq!(
+        stopped["lr_decayed_after"].as_array().map(Vec::len),
+        Some(2),
+        "after two decays on plateau: {stopped}"
     );
     // A .npy file read by offset (301 rows: uneven shares of 3), standardised.
     let data = npy_data(dir.path(), 301, None);

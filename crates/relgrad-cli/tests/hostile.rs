@@ -173,6 +173,12 @@ fn option_values_no_input_could_fix_are_usage_errors() {
         "momentum",
     );
     exits(&["train", "--levels", "1"], 2, "from 2 to 16777216");
+    exits(
+        &["train", "--lr-decay", "1"],
+        2,
+        "expected a number between 0 and 1",
+    );
+    exits(&["train", "--lr-decays", "51"], 2, "from 0 to 50");
     exits(&["train", "--allow-changed-data"], 2, "--resume");
     let dir = tmp();
     let run = dir.path().join("run");

@@ -99,7 +99,7 @@ fn default_run_directory_is_deterministic_and_protected() {
         .success();
     let run = dir
         .path()
-        .join("runs/rings-standardize-l3-sgd-lr3e-4-b100-s0");
+        .join("runs/rings-standardize-l3-sgd-lr1e-3-b100-s0");
     assert!(run.join("model.safetensors").exists());
     relgrad()
         .current_dir(dir.path())

@@ -133,6 +133,22 @@ impl<T: Scalar> OptimizerState<T> {
         (&self.m, &self.v)
     }
 
+    /// Sets the learning rate (the moments are kept).
+    pub fn set_lr(&mut self, lr: f64) {
+        match &mut self.optimizer {
+            Optimizer::Sgd { lr: l, .. } | Optimizer::Adam { lr: l, .. } => *l = lr,
+        }
+    }
+
+    /// Starts afresh at learning rate `lr`: no steps taken, all moments zero.
+    pub fn reset(&mut self, lr: f64) {
+        self.set_lr(lr);
+        self.step = 0;
+        for b in self.m.iter_mut().chain(self.v.iter_mut()) {
+            b.fill(T::zero());
+        }
+    }
+
     /// Restores a checkpointed state; `false` (and no change) if the shapes differ.
     pub fn restore(&mut self, step: u64, m: Vec<Vec<T>>, v: Vec<Vec<T>>) -> bool {
         let same = |a: &[Vec<T>], b: &[Vec<T>]| {

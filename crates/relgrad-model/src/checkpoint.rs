@@ -97,6 +97,7 @@ pub fn history_to_json(h: &History) -> Value {
     json!({
         "best_epoch": h.best_epoch,
         "stopped_early": h.stopped_early,
+        "decays": h.decays,
         "epochs": h.epochs.iter().map(|m| json!({
             "epoch": m.epoch,
             "train_ll": opt_f64(m.train_ll),
@@ -130,6 +131,17 @@ pub fn history_from_json(v: &Value) -> Result<History> {
         epochs,
         best_epoch: v["best_epoch"].as_u64().unwrap_or(0) as usize,
         stopped_early: v["stopped_early"].as_bool().unwrap_or(false),
+        decays: match &v["decays"] {
+            Value::Null => Vec::new(),
+            x => x
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|e| e.as_u64().and_then(|e| usize::try_from(e).ok()))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| Error::invalid("the history's decays are not epoch numbers"))?,
+        },
     })
 }
 
@@ -271,6 +283,7 @@ mod tests {
             ],
             best_epoch: 0,
             stopped_early: true,
+            decays: vec![1],
         };
         let c = Checkpoint {
             run: json!({"a": 1}),
@@ -291,6 +304,7 @@ mod tests {
         assert_eq!(back.state.history.epochs[0], c.state.history.epochs[0]);
         assert!(back.state.history.epochs[1].train_ll.unwrap().is_nan());
         assert!(back.state.history.stopped_early);
+        assert_eq!(back.state.history.decays, [1]);
         assert_eq!(back.run, c.run);
     }
 }

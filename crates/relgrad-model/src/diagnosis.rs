@@ -116,6 +116,7 @@ mod tests {
             }],
             best_epoch: 0,
             stopped_early: false,
+            decays: Vec::new(),
         }
     }
 
@@ -135,7 +136,7 @@ mod tests {
         let a = advice(&c, -115.0, 5.0);
         assert_eq!(
             a,
-            "the learning rate 0.0003 may be too large for these data: try --lr 3.0e-5"
+            "the learning rate 0.001 may be too large for these data: try --lr 0.0001"
         );
         // Deep, far off at the start, at a learning rate too small to matter.
         c.n_layers = 60;

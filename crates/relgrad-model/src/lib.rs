@@ -50,7 +50,7 @@ pub mod tensors;
 pub mod views;
 
 pub use checkpoint::{AnyCheckpoint, Checkpoint};
-pub use config::{FitConfig, Start};
+pub use config::{FitConfig, Start, MAX_LR_DECAYS};
 pub use error::{Error, Result};
 pub use evaluation::{Evaluation, MeanSe};
 pub use fit::{fit, Fit, Fitted, Sharded, Stop};

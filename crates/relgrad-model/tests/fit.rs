@@ -339,6 +339,107 @@ fn resume_gives_the_uninterrupted_result_f32() {
     check_resume(Precision::F32);
 }
 
+/// The best validation log-likelihood of a run.
+fn best_val(h: &History) -> f64 {
+    h.best().and_then(|m| m.val_ll).unwrap()
+}
+
+#[test]
+fn plateaus_decay_the_learning_rate_and_resume_exactly() {
+    let d = data();
+    let c = |lr_decays| FitConfig {
+        look_ahead: 3,
+        lr_decays,
+        optimizer: Optimizer::Sgd {
+            lr: 3e-2,
+            momentum: 0.9,
+        },
+        ..config(200)
+    };
+    let plain = run(&c(0), &d);
+    assert_eq!(plain.stop, Stop::EarlyStopped);
+    assert!(plain.history.decays.is_empty());
+    let mut all = Collect::default();
+    let be = backend();
+    let decayed = Fit::new(&be, c(2), d.train.as_ref(), Some(d.val.as_ref()))
+        .unwrap()
+        .run(&mut all)
+        .unwrap();
+    assert_eq!(decayed.stop, Stop::EarlyStopped);
+    let h = &decayed.history;
+    assert_eq!(h.decays.len(), 2, "{:?}", h.decays);
+    // Up to the first plateau the runs are the same; the first decay comes where the
+    // plain run stopped, and each plateau is counted from the best epoch or last decay.
+    let first = plain.history.epochs.last().unwrap().epoch;
+    assert_eq!(h.decays[0], first);
+    assert_eq!(
+        history_key(&History {
+            epochs: h.epochs[..=first].to_vec(),
+            ..History::default()
+        }),
+        history_key(&plain.history)
+    );
+    let best_before = |e: usize| {
+        h.epochs[..=e]
+            .iter()
+            .filter(|m| m.val_ll.is_some())
+            .max_by(|a, b| a.val_ll.partial_cmp(&b.val_ll).unwrap())
+            .unwrap()
+            .epoch
+    };
+    assert_eq!(h.decays[1], best_before(h.decays[1]).max(h.decays[0]) + 3);
+    assert_eq!(
+        h.epochs.last().unwrap().epoch,
+        h.best_epoch.max(h.decays[1]) + 3
+    );
+    // Going on from the best parameters can only help on validation, and here it does.
+    assert!(best_val(h) > best_val(&plain.history) + 1e-6);
+    // The epoch after a decay starts from the best parameters at the smaller rate: every
+    // checkpoint, before and after the decays, resumes to the uninterrupted result.
+    assert_eq!(all.checkpoints.len(), h.epochs.len());
+    for (k, bytes) in all.checkpoints.iter().enumerate() {
+        let r = resume_from(bytes, &d, None, Precision::F64);
+        assert_eq!(r.model.network, decayed.model.network, "resumed from {k}");
+        assert_eq!(r.history.decays, h.decays, "resumed from {k}");
+    }
+    // A decay restarts from the best parameters: at a vanishing rate the next epoch
+    // scores what the best epoch scored (the plateau's last epoch is worse).
+    let frozen = run(
+        &FitConfig {
+            lr_decay: 1e-12,
+            ..c(1)
+        },
+        &d,
+    );
+    let after = &frozen.history.epochs[first + 1];
+    let best_so_far = best_val(&plain.history);
+    assert!(plain.history.epochs[first].val_ll.unwrap() < best_so_far - 1e-6);
+    assert!((after.val_ll.unwrap() - best_so_far).abs() < 1e-9);
+    // The settings are recorded, and a file from before decays reads as none.
+    assert_eq!(decayed.model.training["lr_decays"], 2);
+    assert_eq!(
+        decayed.model.training["lr_decayed_after"],
+        serde_json::json!(h.decays)
+    );
+    let mut old = c(2).to_json();
+    old.as_object_mut().unwrap().remove("lr_decays");
+    assert_eq!(FitConfig::from_json(&old).unwrap().lr_decays, 0);
+    for bad in [0.0, 1.0, f64::NAN] {
+        assert!(FitConfig {
+            lr_decay: bad,
+            ..c(1)
+        }
+        .validate()
+        .is_err());
+    }
+    assert!(FitConfig {
+        lr_decays: 51,
+        ..c(1)
+    }
+    .validate()
+    .is_err());
+}
+
 #[test]
 fn checkpoints_round_trip_through_a_file() {
     let be = backend();
@@ -503,6 +604,8 @@ fn divergence_keeps_the_best_parameters() {
     };
     assert!(epoch >= 1);
     assert!(f.history.best_epoch < epoch);
+    // Each of the two decays (the default) met a divergence too; the third ends the run.
+    assert_eq!(f.history.decays.len(), 2, "{:?}", f.history.decays);
     let m = &f.model;
     assert!(m.network.is_finite());
     let lp = m.log_prob(&be, d.train.as_ref()).unwrap();
@@ -521,6 +624,42 @@ fn divergence_keeps_the_best_parameters() {
         assert_eq!(start.stop, Stop::MaxEpochs);
         assert_eq!(m.network, start.model.network);
     }
+}
+
+#[test]
+fn a_divergence_with_decays_left_goes_on_at_a_smaller_rate() {
+    let d = data();
+    let c = |lr_decays| FitConfig {
+        optimizer: Optimizer::Sgd {
+            lr: 1e3,
+            momentum: 0.9,
+        },
+        lr_decays,
+        lr_decay: 3e-6,
+        look_ahead: 5,
+        ..config(60)
+    };
+    let failed = run(&c(0), &d);
+    let Stop::Diverged { epoch } = failed.stop else {
+        panic!("expected a divergence, got {:?}", failed.stop)
+    };
+    let f = run(&c(1), &d);
+    assert!(
+        matches!(f.stop, Stop::EarlyStopped | Stop::MaxEpochs),
+        "{:?}",
+        f.stop
+    );
+    // The decay came after the diverged epoch, from the best parameters of before it.
+    assert_eq!(f.history.decays, [epoch]);
+    let bad = &f.history.epochs[epoch];
+    assert!(!bad.val_ll.is_some_and(f64::is_finite) || !bad.train_ll.is_some_and(f64::is_finite));
+    assert!(
+        f.history.best_epoch > epoch,
+        "training improved after the decay"
+    );
+    assert!(best_val(&f.history) > best_val(&failed.history));
+    assert!(f.model.network.is_finite());
+    assert_eq!(f.model.training["diverged"].as_bool(), Some(false));
 }
 
 // ---- (e) invalid settings and data ----------------------------------------------------

@@ -138,6 +138,23 @@ fn parse_positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!("expected a number between 0 and 1, got {s:?}")),
+    }
+}
+
+fn parse_lr_decays(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= relgrad::model::MAX_LR_DECAYS => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 0 to {}, got {s:?}",
+            relgrad::model::MAX_LR_DECAYS
+        )),
+    }
+}
+
 /// `relgrad train`.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
@@ -201,7 +218,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd, help_heading = "Training")]
     pub optimizer: OptimizerArg,
     /// Learning rate.
-    #[arg(long, default_value_t = 3e-4, value_parser = parse_positive_f64, help_heading = "Training")]
+    #[arg(long, default_value_t = 1e-3, value_parser = parse_positive_f64, help_heading = "Training")]
     pub lr: f64,
     /// Heavy-ball momentum for --optimizer sgd (0: plain gradient ascent).
     #[arg(long, default_value_t = 0.9, help_heading = "Training")]
@@ -216,6 +233,14 @@ pub struct TrainArgs {
     /// the best parameters are kept.
     #[arg(long, default_value_t = 30, help_heading = "Training")]
     pub look_ahead: usize,
+    /// How many plateaus of --look-ahead epochs (or diverged epochs) decay the learning
+    /// rate by --lr-decay, going on from the best parameters, before one ends training
+    /// (0: the first ends it).
+    #[arg(long, default_value_t = 2, value_parser = parse_lr_decays, help_heading = "Training")]
+    pub lr_decays: usize,
+    /// What a decay on a plateau multiplies the learning rate by (between 0 and 1).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_factor, help_heading = "Training")]
+    pub lr_decay: f64,
     /// Seed of the split, the shuffles, the dequantisation noise, generators and random initialisations.
     #[arg(long, default_value_t = 0, help_heading = "Training")]
     pub seed: u64,

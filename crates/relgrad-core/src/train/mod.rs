@@ -5,7 +5,10 @@
 //! every epoch the validation log-likelihood is computed; the best parameters so far are
 //! kept; training stops when `look_ahead` epochs pass without improvement, and the best
 //! parameters are restored. So training never returns a model that is worse on validation
-//! than its start. A non-finite log-likelihood or parameter stops training with
+//! than its start. With `lr_decays > 0`, the first such plateaus do not stop training:
+//! the best parameters are restored, the learning rate is multiplied by `lr_decay`, the
+//! optimizer's moments start afresh and training goes on (decay on plateau). A diverged
+//! epoch with decays left is treated the same way (its step was too large). A non-finite log-likelihood or parameter stops training with
 //! [`Error::Diverged`], again with the best parameters restored.
 //!
 //! Shuffling is seeded per epoch from `(seed, epoch)`, so a run continued from a
@@ -61,12 +64,19 @@ pub struct TrainConfig {
     /// Rows of the training set (a prefix) whose exact log-likelihood is reported after
     /// every epoch (`0`: do not report).
     pub train_eval_rows: usize,
+    /// How many plateaus (`look_ahead` epochs without a better validation
+    /// log-likelihood) or diverged epochs decay the learning rate instead of stopping
+    /// training (`0`: the first plateau or divergence ends training).
+    pub lr_decays: usize,
+    /// What a decay multiplies the learning rate by, in `(0, 1)`.
+    pub lr_decay: f64,
 }
 
 /// The defaults: SGD with momentum 0.9 and learning rate `1e-3` (the relative gradient is
 /// equivariant and SGD keeps that; Adam's per-coordinate scaling does not, and measured on
 /// the digits data it barely moves from a data-dependent start, see `docs/algorithm.md`),
-/// batches of 100, up to 100 epochs, look-ahead 10.
+/// batches of 100, up to 100 epochs, look-ahead 10, no decay on plateau (a decay
+/// multiplies the learning rate by 0.3).
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -81,6 +91,8 @@ impl Default for TrainConfig {
             shuffle: true,
             gradient: GradientKind::Relative,
             train_eval_rows: 10_000,
+            lr_decays: 0,
+            lr_decay: 0.3,
         }
     }
 }
@@ -93,6 +105,12 @@ impl TrainConfig {
             return Err(Error::InvalidConfig(
                 "the batch size must be at least 1".into(),
             ));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay < 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "the learning-rate decay must be a factor between 0 and 1, got {}",
+                self.lr_decay
+            )));
         }
         if self.look_ahead == Some(0) {
             return Err(Error::InvalidConfig(
@@ -127,9 +145,17 @@ pub struct History {
     pub best_epoch: usize,
     /// Whether the look-ahead stopped training before the last epoch.
     pub stopped_early: bool,
+    /// The epochs after which the learning rate was decayed (a plateau or a diverged
+    /// epoch with decays left), in order.
+    pub decays: Vec<usize>,
 }
 
 impl History {
+    /// The learning rate in force after the decays so far, from the starting `lr`.
+    pub fn learning_rate(&self, lr: f64, decay: f64) -> f64 {
+        self.decays.iter().fold(lr, |lr, _| lr * decay)
+    }
+
     /// The metrics of the best epoch.
     pub fn best(&self) -> Option<&EpochMetrics> {
         self.epochs.iter().find(|m| m.epoch == self.best_epoch)
@@ -318,6 +344,10 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             .unwrap_or(f64::NEG_INFINITY);
         self.best = st.best;
         self.history = st.history;
+        let lr = self
+            .history
+            .learning_rate(self.config.optimizer.lr(), self.config.lr_decay);
+        self.state.set_lr(lr);
         Ok(())
     }
 
@@ -368,6 +398,17 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             model,
         );
         (diverged, flow)
+    }
+
+    /// Decays the learning rate after `epoch`: the best parameters back into `model`, the
+    /// optimizer started afresh at the smaller rate.
+    fn decay(&mut self, model: &mut InvertibleMlp<T>, epoch: usize) {
+        self.history.decays.push(epoch);
+        model.copy_parameters_from(&self.best);
+        let lr = self
+            .history
+            .learning_rate(self.config.optimizer.lr(), self.config.lr_decay);
+        self.state.reset(lr);
     }
 
     /// Trains `model` in place on the rows of `train`, validating on `val`, from the
@@ -453,9 +494,18 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
         while self.epochs_done() < self.config.epochs {
             let epoch = self.epochs_done() + 1;
             if let Some(k) = self.config.look_ahead {
-                if val.is_some() && epoch > self.history.best_epoch + k {
-                    self.history.stopped_early = true;
-                    break;
+                // The plateau is counted from the best epoch or the last decay.
+                let since = self
+                    .history
+                    .decays
+                    .last()
+                    .map_or(self.history.best_epoch, |&d| d.max(self.history.best_epoch));
+                if val.is_some() && epoch > since + k {
+                    if self.history.decays.len() >= self.config.lr_decays {
+                        self.history.stopped_early = true;
+                        break;
+                    }
+                    self.decay(model, epoch - 1);
                 }
             }
             let started = Instant::now();
@@ -522,11 +572,15 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             };
             let (diverged, flow) = self.record(model, m, &mut on_event);
             if diverged || bad_step {
-                model.copy_parameters_from(&self.best);
-                return Err(Error::Diverged {
-                    epoch,
-                    best_epoch: self.history.best_epoch,
-                });
+                if self.history.decays.len() >= self.config.lr_decays {
+                    model.copy_parameters_from(&self.best);
+                    return Err(Error::Diverged {
+                        epoch,
+                        best_epoch: self.history.best_epoch,
+                    });
+                }
+                // The step was too large: go on from the best parameters at a smaller rate.
+                self.decay(model, epoch);
             }
             if self.comm.any(flow == Flow::Stop) {
                 return Ok(false);

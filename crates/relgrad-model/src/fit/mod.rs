@@ -243,6 +243,8 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
             shuffle: c.shuffle,
             gradient: c.gradient,
             train_eval_rows: c.train_eval_rows,
+            lr_decays: c.lr_decays,
+            lr_decay: c.lr_decay,
         };
         let val_shard = self.val.as_ref().map(|v| v.1);
         let mut trainer = Trainer::distributed(
@@ -330,6 +332,7 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
         training["epochs_run"] = history.epochs.last().map_or(0, |m| m.epoch).into();
         training["best_epoch"] = history.best_epoch.into();
         training["stopped_early"] = history.stopped_early.into();
+        training["lr_decayed_after"] = history.decays.clone().into();
         training["diverged"] = matches!(stop, Stop::Diverged { .. }).into();
         training["seconds"] = seconds.into();
         let mut model = DensityModel {

@@ -187,12 +187,22 @@ pub fn summary<C>(
         ));
     }
     let h = &fitted.history;
-    let stop = if h.stopped_early {
-        let look_ahead = model.training["look_ahead"].as_u64().unwrap_or(0);
-        format!(", stopped early after {look_ahead} epochs without improvement")
-    } else {
+    let mut stop = if h.decays.is_empty() {
         String::new()
+    } else {
+        let after: Vec<String> = h.decays.iter().map(|e| e.to_string()).collect();
+        format!(
+            ", learning rate decayed after epoch{} {}",
+            if after.len() == 1 { "" } else { "s" },
+            after.join(", ")
+        )
     };
+    if h.stopped_early {
+        let look_ahead = model.training["look_ahead"].as_u64().unwrap_or(0);
+        stop.push_str(&format!(
+            ", stopped early after {look_ahead} epochs without improvement"
+        ));
+    }
     let beats = headline
         .gaussian
         .as_ref()

@@ -169,6 +169,8 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
         batch_size: args.batch_size,
         max_epochs: args.epochs,
         look_ahead: args.look_ahead,
+        lr_decays: args.lr_decays,
+        lr_decay: args.lr_decay,
         seed,
         shuffle: !args.no_shuffle,
         gradient: match args.gradient {
