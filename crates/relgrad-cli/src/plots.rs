@@ -40,6 +40,7 @@ fn draw_learning_curve(
     title: &str,
     points: &[CurvePoint],
     best_epoch: usize,
+    decays: &[usize],
 ) -> Result<()> {
     let finite = |v: &Option<f64>| v.filter(|x| x.is_finite());
     let ys: Vec<f64> = points
@@ -113,6 +114,22 @@ fn draw_learning_curve(
             .map_err(err(path))?
             .label("validation")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
+    // Decays of the learning rate: dashed, after their epoch.
+    for (i, &e) in decays.iter().enumerate() {
+        let x = e as f64 + 0.5;
+        let (y0, y1) = (lo - pad, hi + pad);
+        let n = 24;
+        let dashes = (0..n).step_by(2).map(move |k| {
+            let at = |k: usize| y0 + (y1 - y0) * k as f64 / n as f64;
+            PathElement::new(vec![(x, at(k)), (x, at(k + 1))], GREEN.mix(0.7))
+        });
+        let drawn = chart.draw_series(dashes).map_err(err(path))?;
+        if i == 0 {
+            drawn
+                .label("learning rate decayed")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.mix(0.7)));
+        }
     }
     let b = best_epoch as f64;
     chart
@@ -335,16 +352,17 @@ fn draw_image_grid(
 }
 
 /// Draws the learning curve: `(epoch, train_ll, val_ll)` per evaluated epoch, with the
-/// best epoch marked.
+/// best epoch and the epochs after which the learning rate decayed marked.
 /// The file is replaced atomically.
 pub fn learning_curve(
     path: &Path,
     title: &str,
     points: &[CurvePoint],
     best_epoch: usize,
+    decays: &[usize],
 ) -> Result<()> {
     atomically(path, |tmp| {
-        draw_learning_curve(tmp, title, points, best_epoch)
+        draw_learning_curve(tmp, title, points, best_epoch, decays)
     })
 }
 

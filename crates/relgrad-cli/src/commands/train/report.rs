@@ -110,6 +110,7 @@ pub fn figures<C>(ctx: &RunOutput<'_, C>, model: &DensityModel, fitted: &Fitted)
         ),
         &points,
         h.best_epoch,
+        &h.decays,
     ));
     let mut rng = StdRng::seed_from_u64(model.seed ^ 0x5A3F);
     let be = backend(ctx.threads);
