@@ -292,3 +292,25 @@ fn adam_and_sgd_take_the_textbook_steps() {
     assert_eq!(m.layers()[0].bias, vec![0.0, 0.0]);
     assert!(Optimizer::sgd(-1.0).validate().is_err());
 }
+
+/// The evaluation verbs work in chunks of rows (as many as the dimension, at least 128):
+/// a row's value does not depend on which chunk it falls in or how many rows come along.
+#[test]
+fn evaluation_in_chunks_equals_row_by_row() {
+    let backend = DefaultBackend::default();
+    let x = correlated_data(300, 3, 5);
+    let m = Init::default()
+        .build::<f64, _>(arch(3, 3), &backend, Some(x.as_ref()))
+        .unwrap();
+    let all = m.log_prob(&backend, x.as_ref()).unwrap();
+    let z = m.forward(&backend, x.as_ref()).unwrap();
+    for i in [0, 1, 127, 128, 129, 255, 256, 299] {
+        let row = Mat::from_fn(1, 3, |_, j| x.row(i)[j]);
+        let one = m.log_prob(&backend, row.as_ref()).unwrap()[0];
+        assert!((one - all[i]).abs() <= 1e-12 * one.abs().max(1.0), "row {i}");
+        let zi = m.forward(&backend, row.as_ref()).unwrap();
+        for j in 0..3 {
+            assert!((zi.row(0)[j] - z.row(i)[j]).abs() <= 1e-12, "row {i}");
+        }
+    }
+}

@@ -232,17 +232,20 @@ impl Activation {
                         let mut acc = [T::zero(); LANES];
                         for (yb, hb) in y.chunks(BLOCK).zip(h.chunks_mut(BLOCK)) {
                             let m = yb.len();
+                            // Iterators, not indices: no bounds checks, so the loops
+                            // vectorise (indexing kept them scalar).
+                            let lanes = yb.iter().zip(hb.iter_mut()).zip(ld[..m].iter_mut());
                             if tanh {
-                                for i in 0..m {
-                                    let (v, d, _) = tanh_linear(fma, yb[i], a);
-                                    hb[i] = v;
-                                    ld[i] = T::ln_normal(d, fma);
+                                for ((&yv, hv), l) in lanes {
+                                    let (v, d, _) = tanh_linear(fma, yv, a);
+                                    *hv = v;
+                                    *l = T::ln_normal(d, fma);
                                 }
                             } else {
-                                for i in 0..m {
-                                    let (v, d, _) = smooth_leaky_relu(fma, yb[i], a);
-                                    hb[i] = v;
-                                    ld[i] = T::ln_normal(d, fma);
+                                for ((&yv, hv), l) in lanes {
+                                    let (v, d, _) = smooth_leaky_relu(fma, yv, a);
+                                    *hv = v;
+                                    *l = T::ln_normal(d, fma);
                                 }
                             }
                             // Lane-wise partial sums, so that the reduction vectorises too.

