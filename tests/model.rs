@@ -307,7 +307,10 @@ fn evaluation_in_chunks_equals_row_by_row() {
     for i in [0, 1, 127, 128, 129, 255, 256, 299] {
         let row = Mat::from_fn(1, 3, |_, j| x.row(i)[j]);
         let one = m.log_prob(&backend, row.as_ref()).unwrap()[0];
-        assert!((one - all[i]).abs() <= 1e-12 * one.abs().max(1.0), "row {i}");
+        assert!(
+            (one - all[i]).abs() <= 1e-12 * one.abs().max(1.0),
+            "row {i}"
+        );
         let zi = m.forward(&backend, row.as_ref()).unwrap();
         for j in 0..3 {
             assert!((zi.row(0)[j] - z.row(i)[j]).abs() <= 1e-12, "row {i}");
