@@ -269,11 +269,30 @@ fn resume_refuses_changed_data_unless_allowed() {
 fn divergence_advice_fits_the_cause() {
     let dir = tmp();
     let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    // A learning rate far too large: lower it.
+    // A learning rate far too large: lower it, below the last rate the decays tried.
     let lr = out("lr");
     relgrad()
         .args([
             "train", "--data", "moons", "--lr", "1000", "--quiet", "--out", &lr,
+        ])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "the learning rate 90 (decayed 2 times from --lr 1000) may be too large for these data: try --lr 9",
+        ));
+    let lr0 = out("lr0");
+    relgrad()
+        .args([
+            "train",
+            "--data",
+            "moons",
+            "--lr",
+            "1000",
+            "--lr-decays",
+            "0",
+            "--quiet",
+            "--out",
+            &lr0,
         ])
         .assert()
         .code(3)

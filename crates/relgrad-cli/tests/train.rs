@@ -380,7 +380,7 @@ fn a_diverging_run_saves_the_best_and_suggests_a_lower_learning_rate() {
         .code(3)
         .stderr(
             predicate::str::contains("diverged").and(predicate::str::contains(
-                "the learning rate 1.0e30 may be too large for these data: try --lr 1.0e29",
+                "the learning rate 9.0e28 (decayed 2 times from --lr 1.0e30) may be too large for these data: try --lr 9.0e27",
             )),
         );
     let training = meta_json(&out.join("model.safetensors"), "training");

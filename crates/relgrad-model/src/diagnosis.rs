@@ -73,16 +73,29 @@ pub fn divergence_advice(f: &DivergenceFacts<'_>) -> String {
             f.max_abs
         ));
     }
-    let lr = c.optimizer.lr();
+    // The rate the divergence happened at: the decays on plateau (or on earlier
+    // divergences) lowered the starting rate; advise below the last rate tried.
+    let start = c.optimizer.lr();
+    let lr = f.history.learning_rate(start, c.lr_decay);
+    let decayed = if f.history.decays.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (decayed {} time{} from --lr {})",
+            f.history.decays.len(),
+            if f.history.decays.len() == 1 { "" } else { "s" },
+            short(start)
+        )
+    };
     if lr <= TINY_LR {
         if causes.is_empty() {
             causes.push(format!(
-                "the learning rate {lr:e} is already tiny, so the step size is not the cause: check the data for extreme values, and try --precision f64"
+                "the learning rate {lr:e}{decayed} is already tiny, so the step size is not the cause: check the data for extreme values, and try --precision f64"
             ));
         }
     } else {
         causes.push(format!(
-            "the learning rate {} may be too large for these data: try --lr {}",
+            "the learning rate {}{decayed} may be too large for these data: try --lr {}",
             short(lr),
             short(lr / 10.0)
         ));
@@ -137,6 +150,19 @@ mod tests {
         assert_eq!(
             a,
             "the learning rate 0.001 may be too large for these data: try --lr 0.0001"
+        );
+        // After two decays the advice starts below the last rate tried, not the first.
+        let mut h = history(-115.0);
+        h.decays = vec![4, 9];
+        let a = divergence_advice(&DivergenceFacts {
+            config: &c,
+            history: &h,
+            max_abs: 5.0,
+            gaussian_ll: Some(-112.6),
+        });
+        assert_eq!(
+            a,
+            "the learning rate 9.0e-5 (decayed 2 times from --lr 0.001) may be too large for these data: try --lr 9.0e-6"
         );
         // Deep, far off at the start, at a learning rate too small to matter.
         c.n_layers = 60;
