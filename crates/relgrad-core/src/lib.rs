@@ -61,5 +61,5 @@ pub use mlp::{InvertibleMlp, Layer};
 pub use optim::{Optimizer, OptimizerState};
 pub use scalar::Scalar;
 pub use simd::{cap_simd_level, simd_level, SimdLevel};
-pub use train::{EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
+pub use train::{check_lr_decay, EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
 pub use workspace::{Gradient, Workspace};

@@ -189,11 +189,8 @@ impl FitConfig {
                 self.lr_decays
             ));
         }
-        if !(self.lr_decay > 0.0 && self.lr_decay < 1.0) {
-            return cfg(format!(
-                "the learning-rate decay must be a factor between 0 and 1, got {}",
-                self.lr_decay
-            ));
+        if let Err(e) = relgrad_core::check_lr_decay(self.lr_decay) {
+            return cfg(e);
         }
         if let Some(l) = self.levels {
             if !(2..=MAX_LEVELS).contains(&l) {

@@ -8,8 +8,9 @@
 //! than its start. With `lr_decays > 0`, the first such plateaus do not stop training:
 //! the best parameters are restored, the learning rate is multiplied by `lr_decay`, the
 //! optimizer's moments start afresh and training goes on (decay on plateau). A diverged
-//! epoch with decays left is treated the same way (its step was too large). A non-finite log-likelihood or parameter stops training with
-//! [`Error::Diverged`], again with the best parameters restored.
+//! epoch with decays left is treated the same way (its step was too large). Otherwise a
+//! non-finite log-likelihood or parameter stops training with [`Error::Diverged`], again
+//! with the best parameters restored.
 //!
 //! Shuffling is seeded per epoch from `(seed, epoch)`, so a run continued from a
 //! checkpoint of epoch `k` visits the same batches as an uninterrupted one.
@@ -106,18 +107,24 @@ impl TrainConfig {
                 "the batch size must be at least 1".into(),
             ));
         }
-        if !(self.lr_decay > 0.0 && self.lr_decay < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "the learning-rate decay must be a factor between 0 and 1, got {}",
-                self.lr_decay
-            )));
-        }
+        check_lr_decay(self.lr_decay).map_err(Error::InvalidConfig)?;
         if self.look_ahead == Some(0) {
             return Err(Error::InvalidConfig(
                 "the look-ahead must be at least 1 epoch".into(),
             ));
         }
         Ok(())
+    }
+}
+
+/// Checks a learning-rate decay factor: in `(0, 1)`.
+pub fn check_lr_decay(decay: f64) -> std::result::Result<(), String> {
+    if decay > 0.0 && decay < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "the learning-rate decay must be a factor between 0 and 1, got {decay}"
+        ))
     }
 }
 
@@ -495,11 +502,8 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             let epoch = self.epochs_done() + 1;
             if let Some(k) = self.config.look_ahead {
                 // The plateau is counted from the best epoch or the last decay.
-                let since = self
-                    .history
-                    .decays
-                    .last()
-                    .map_or(self.history.best_epoch, |&d| d.max(self.history.best_epoch));
+                let last_decay = self.history.decays.last().copied().unwrap_or(0);
+                let since = last_decay.max(self.history.best_epoch);
                 if val.is_some() && epoch > since + k {
                     if self.history.decays.len() >= self.config.lr_decays {
                         self.history.stopped_early = true;
