@@ -58,8 +58,23 @@ macro_rules! backend_suite {
                 suite::kernels::gemm_rejects_mismatched_shapes(&backend());
             }
 
+            #[test]
+            fn steps_report_non_finite_directions() {
+                suite::steps_report_non_finite_directions(&backend());
+            }
+
             proptest! {
                 #![proptest_config(ProptestConfig::with_cases(96))]
+
+                #[test]
+                fn fused_step_equals_unfused_step(case in cases()) {
+                    suite::fused_matches_unfused(&backend(), &case)?;
+                }
+
+                #[test]
+                fn fused_step_moves_by_the_relative_gradient(case in cases()) {
+                    suite::fused_direction_matches_oracle(&backend(), &case)?;
+                }
 
                 #[test]
                 fn relative_gradient_equals_preconditioned_naive(case in cases()) {

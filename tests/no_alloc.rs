@@ -8,8 +8,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use relgrad::{
-    naive_gradient, relative_gradient, Backend, Faer, GemmDims, MatMut, MatRef, Optimizer,
-    OptimizerState, Threads, TrainConfig, TrainEvent, Trainer, Trans, Workspace,
+    naive_gradient, relative_gradient, train_step, Backend, Faer, GemmDims, GradientKind, MatMut,
+    MatRef, Optimizer, OptimizerState, StepPath, Threads, TrainConfig, TrainEvent, Trainer, Trans,
+    Workspace,
 };
 
 struct Counting;
@@ -82,6 +83,21 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
         self.0.gemm_kernel(dims, alpha, a, ta, b, tb, beta, c);
         PAUSED.store(false, Ordering::SeqCst);
     }
+    fn parts(&self, work: usize) -> usize {
+        Backend::<f64>::parts(&self.0, work)
+    }
+    fn join<RA: Send, RB: Send>(
+        &self,
+        a: impl FnOnce() -> RA + Send,
+        b: impl FnOnce() -> RB + Send,
+    ) -> (RA, RB) {
+        // The halves run on the pool's threads, which are not counted; the hand-over
+        // to the pool is the backend's.
+        PAUSED.store(true, Ordering::SeqCst);
+        let out = Backend::<f64>::join(&self.0, a, b);
+        PAUSED.store(false, Ordering::SeqCst);
+        out
+    }
     fn lu_workspace(&self, n: usize) -> B::Lu {
         self.0.lu_workspace(n)
     }
@@ -96,13 +112,15 @@ impl<B: Backend<f64>> Backend<f64> for BackendOnly<B> {
     }
 }
 
-fn steps_allocate<B: Backend<f64>>(
-    backend: &B,
-    d: usize,
-    b: usize,
-    l: usize,
-    naive: bool,
-) -> usize {
+/// How a step of [`steps_allocate`] is computed.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Relative,
+    Naive,
+    Fused,
+}
+
+fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, kind: Kind) -> usize {
     let case = common::Case {
         d,
         b,
@@ -117,10 +135,14 @@ fn steps_allocate<B: Backend<f64>>(
     let mut opt = OptimizerState::new(Optimizer::adam(1e-4), &model);
     let mut step = |model: &mut relgrad::InvertibleMlp<f64>, rows: usize| {
         let batch = x.top(rows);
-        if naive {
-            naive_gradient(model, backend, batch, &mut ws).unwrap();
-        } else {
-            relative_gradient(model, backend, batch, &mut ws).unwrap();
+        match kind {
+            Kind::Naive => naive_gradient(model, backend, batch, &mut ws).unwrap(),
+            Kind::Relative => relative_gradient(model, backend, batch, &mut ws).unwrap(),
+            Kind::Fused => {
+                let (g, p) = (GradientKind::Relative, StepPath::Fused);
+                assert!(train_step(g, p, model, backend, batch, &mut ws, &mut opt).unwrap());
+                return;
+            }
         }
         opt.step(model, &ws.grad);
     };
@@ -142,21 +164,14 @@ fn training_steps_do_not_allocate() {
     COUNTING.with(|c| c.set(true));
     let seq = Faer::new(Threads::Fixed(1));
     for (d, b, l) in [(1, 1, 1), (16, 40, 3), (64, 100, 2), (40, 20, 4)] {
-        assert_eq!(
-            steps_allocate(&seq, d, b, l, false),
-            0,
-            "relative gradient, D={d} B={b} L={l}"
-        );
-        assert_eq!(
-            steps_allocate(&seq, d, b, l, true),
-            0,
-            "naive gradient, D={d} B={b} L={l}"
-        );
+        for kind in [Kind::Relative, Kind::Naive, Kind::Fused] {
+            assert_eq!(steps_allocate(&seq, d, b, l, kind), 0, "D={d} B={b} L={l}");
+        }
     }
     // Automatic threading picks sequential products at this size, without allocating
     // to decide.
     assert_eq!(
-        steps_allocate(&Faer::default(), 16, 40, 3, false),
+        steps_allocate(&Faer::default(), 16, 40, 3, Kind::Relative),
         0,
         "automatic threads"
     );
@@ -164,9 +179,15 @@ fn training_steps_do_not_allocate() {
     // part of the step still allocates nothing.
     let threaded = BackendOnly(Faer::new(Threads::Fixed(2)));
     assert_eq!(
-        steps_allocate(&threaded, 256, 100, 2, false),
+        steps_allocate(&threaded, 256, 100, 2, Kind::Relative),
         0,
         "relative gradient, two threads"
+    );
+    // The fused step splits its pass over the weights between the two threads.
+    assert_eq!(
+        steps_allocate(&threaded, 256, 10, 2, Kind::Fused),
+        0,
+        "fused step, two threads"
     );
 
     // matrixmultiply (behind nalgebra) allocates a packing buffer in every product, so
@@ -175,12 +196,12 @@ fn training_steps_do_not_allocate() {
     {
         let nalgebra = BackendOnly(relgrad::Nalgebra::default());
         assert_eq!(
-            steps_allocate(&nalgebra, 16, 40, 3, false),
+            steps_allocate(&nalgebra, 16, 40, 3, Kind::Relative),
             0,
             "nalgebra, relative"
         );
         assert_eq!(
-            steps_allocate(&nalgebra, 16, 40, 3, true),
+            steps_allocate(&nalgebra, 16, 40, 3, Kind::Naive),
             0,
             "nalgebra, naive"
         );
@@ -189,11 +210,15 @@ fn training_steps_do_not_allocate() {
     {
         let blas = relgrad::Blas::new(Threads::Fixed(1));
         assert_eq!(
-            steps_allocate(&blas, 16, 40, 3, false),
+            steps_allocate(&blas, 16, 40, 3, Kind::Relative),
             0,
             "OpenBLAS, relative"
         );
-        assert_eq!(steps_allocate(&blas, 16, 40, 3, true), 0, "OpenBLAS, naive");
+        assert_eq!(
+            steps_allocate(&blas, 16, 40, 3, Kind::Naive),
+            0,
+            "OpenBLAS, naive"
+        );
     }
 
     // The trainer's own steps (gather, gradient, optimizer) allocate nothing either:
@@ -218,6 +243,15 @@ fn training_steps_do_not_allocate() {
     let mut trainer = Trainer::new(&model, seq, cfg.clone(), x.rows()).unwrap();
     let worst = worst_step(&mut trainer, &mut model, x.as_ref());
     assert_eq!(worst, 0, "allocations between two trainer steps");
+    // Batches of 2 in dimension 8 take the fused step.
+    assert!(relgrad::fuses(2, 8));
+    let fused = TrainConfig {
+        batch_size: 2,
+        ..cfg.clone()
+    };
+    let mut trainer = Trainer::new(&model, seq, fused, x.rows()).unwrap();
+    let worst = worst_step(&mut trainer, &mut model, x.as_ref());
+    assert_eq!(worst, 0, "allocations between two fused trainer steps");
 
     // So do the steps of one process of a group (its share of the gradient, the packed
     // buffer, the reduction): rank 0 of a pretended group of two whose reduction copies.

@@ -262,3 +262,48 @@ fn naive_and_relative_training_both_improve_the_likelihood() {
         assert!(end > start + 0.5, "{kind:?}: {start} -> {end}");
     }
 }
+
+/// Training with fused steps (small batches) follows training with unfused steps: the
+/// same epochs, validation scores and parameters, to round-off, through a plateau decay.
+#[test]
+fn fused_and_unfused_training_agree() {
+    let backend = DefaultBackend::default();
+    let (_, x) = teacher_data(440, 24, 5);
+    let (tr, va) = (
+        x.top(400).to_owned(),
+        x.as_ref().rows_range(400, 440).to_owned(),
+    );
+    // Batches of 5 in dimension 24: the automatic choice fuses.
+    assert!(relgrad::fuses(5, 24));
+    let run = |step: relgrad::StepPath| {
+        let mut model = Init::Orthogonal { seed: 4 }
+            .build(arch(24, 2), &backend, None)
+            .unwrap();
+        let cfg = TrainConfig {
+            optimizer: Optimizer::adam(3e-2),
+            batch_size: 5,
+            epochs: 12,
+            look_ahead: Some(1),
+            lr_decays: 1,
+            step,
+            ..TrainConfig::default()
+        };
+        let hist = train(&mut model, &backend, tr.as_ref(), Some(va.as_ref()), cfg).unwrap();
+        (flat_params(&model), hist)
+    };
+    let (fused, hf) = run(relgrad::StepPath::Auto);
+    let (plain, hp) = run(relgrad::StepPath::Unfused);
+    assert_eq!(hf.epochs.len(), hp.epochs.len());
+    assert_eq!(hf.decays, hp.decays);
+    assert!(!hf.decays.is_empty(), "no plateau to decay at");
+    for (a, b) in hf.epochs.iter().zip(&hp.epochs) {
+        let (va, vb) = (a.val_ll.unwrap(), b.val_ll.unwrap());
+        assert!(
+            (va - vb).abs() < 1e-9 * vb.abs().max(1.0),
+            "epoch {}: {va} against {vb}",
+            a.epoch
+        );
+    }
+    let e = rel_err(&fused, &plain, 1e-12);
+    assert!(e < 1e-9, "parameters differ by {e:e}");
+}

@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use relgrad::{
-    naive_gradient, relative_gradient, Backend, InvertibleMlp, Mat, Optimizer, OptimizerState,
-    Scalar, Trans, Workspace,
+    naive_gradient, relative_gradient, train_step, Backend, GradientKind, InvertibleMlp, Mat,
+    Optimizer, OptimizerState, Scalar, StepPath, Trans, Workspace,
 };
 
 use crate::common::*;
@@ -348,4 +348,151 @@ pub fn adam_steps<T: Scalar, B: Backend<T>>(backend: &B, steps: usize) -> Vec<f6
         opt.step(&mut model, &ws.grad);
     }
     flat_params(&model).iter().map(|v| v.to_f64c()).collect()
+}
+
+/// The fused step against the unfused one: from the same start, 20 fused steps and 20
+/// unfused ones (the relative gradient into the workspace, then the optimizer) leave the
+/// same parameters and optimizer state, to 1e-12 (relative) in f64, for plain SGD, SGD
+/// with momentum and Adam.
+pub fn fused_matches_unfused<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
+    let (model0, x) = model_and_data(case);
+    let optimizers = [
+        Optimizer::sgd(1e-3),
+        Optimizer::Sgd {
+            lr: 1e-3,
+            momentum: 0.9,
+        },
+        Optimizer::adam(1e-3),
+    ];
+    for opt in optimizers {
+        let run = |path: StepPath| {
+            let mut model = model0.clone();
+            let mut ws = Workspace::<f64, B>::new(&model, case.b);
+            let mut state = OptimizerState::new(opt, &model);
+            for _ in 0..20 {
+                let kind = GradientKind::Relative;
+                let finite = train_step(
+                    kind,
+                    path,
+                    &mut model,
+                    backend,
+                    x.as_ref(),
+                    &mut ws,
+                    &mut state,
+                )
+                .unwrap();
+                assert!(finite, "a finite problem gave a non-finite direction");
+            }
+            let (m, v) = state.buffers();
+            let moments: Vec<f64> = m.iter().chain(v).flatten().copied().collect();
+            (flat_params(&model), moments)
+        };
+        let (fused, fused_state) = run(StepPath::Fused);
+        let (plain, plain_state) = run(StepPath::Unfused);
+        let e = rel_err(&fused, &plain, 1e-12);
+        prop_assert!(e < 1e-12, "{opt:?}: parameters differ by {e:e}");
+        let e = rel_err(&fused_state, &plain_state, 1e-12);
+        prop_assert!(e < 1e-12, "{opt:?}: optimizer states differ by {e:e}");
+    }
+    Ok(())
+}
+
+/// Oracle 1 for the fused step: one plain SGD step with learning rate 1 moves every
+/// parameter by its relative gradient, `A A^T` times the naive Euclidean gradient.
+pub fn fused_direction_matches_oracle<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
+    let (model, x) = model_and_data(case);
+    let mut ws = Workspace::<f64, B>::new(&model, case.b);
+    naive_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
+    let euclid = ws.grad.clone();
+    let mut moved = model.clone();
+    let mut state = OptimizerState::new(Optimizer::sgd(1.0), &moved);
+    let (kind, path) = (GradientKind::Relative, StepPath::Fused);
+    let finite = train_step(
+        kind,
+        path,
+        &mut moved,
+        backend,
+        x.as_ref(),
+        &mut ws,
+        &mut state,
+    )
+    .unwrap();
+    prop_assert!(finite);
+    for (l, (before, after)) in model.layers().iter().zip(moved.layers()).enumerate() {
+        let (rw, rb) = relative_from_euclidean(
+            &before.weight,
+            &before.bias,
+            &euclid.weights[l],
+            &euclid.biases[l],
+        );
+        let step = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a - b).collect::<Vec<_>>();
+        let dw = step(after.weight.as_slice(), before.weight.as_slice());
+        // The subtraction loses the digits of |W| above |R_W|: measure against both.
+        let floor = before
+            .weight
+            .as_slice()
+            .iter()
+            .fold(1e-12f64, |m, v| m.max(v.abs()));
+        let ew = rel_err(&dw, rw.as_slice(), floor);
+        prop_assert!(
+            ew < 1e-9,
+            "layer {l}: the fused step's R_W is off by {ew:e}"
+        );
+        if case.bias {
+            let floor = before.bias.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+            let eb = rel_err(&step(&after.bias, &before.bias), &rb, floor);
+            prop_assert!(
+                eb < 1e-9,
+                "layer {l}: the fused step's R_b is off by {eb:e}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A batch with a non-finite value gives a non-finite direction, and both step paths
+/// say so instead of reporting a finite step.
+pub fn steps_report_non_finite_directions<B: Backend<f64>>(backend: &B) {
+    let case = Case {
+        d: 20,
+        b: 3,
+        l: 2,
+        activation: relgrad::Activation::default(),
+        base: relgrad::BaseDensity::Normal,
+        bias: true,
+        seed: 7,
+    };
+    let (model0, mut x) = model_and_data(&case);
+    for bad in [f64::NAN, f64::INFINITY] {
+        x.set(1, 4, bad);
+        for path in [StepPath::Fused, StepPath::Unfused] {
+            let mut model = model0.clone();
+            let mut ws = Workspace::<f64, B>::new(&model, case.b);
+            let mut state = OptimizerState::new(Optimizer::adam(1e-3), &model);
+            let kind = GradientKind::Relative;
+            let finite = train_step(
+                kind,
+                path,
+                &mut model,
+                backend,
+                x.as_ref(),
+                &mut ws,
+                &mut state,
+            )
+            .unwrap();
+            assert!(!finite, "{path:?} with {bad} in the batch");
+            if path == StepPath::Unfused {
+                assert_eq!(
+                    model, model0,
+                    "the unfused step applied a non-finite direction"
+                );
+            }
+        }
+    }
 }

@@ -114,7 +114,8 @@ impl<T: Scalar> LogDet<T> {
 ///
 /// Implemented by `relgrad-faer`, `relgrad-nalgebra` and `relgrad-blas`; a new backend
 /// implements `gemm_kernel` and the three LU methods (with `name`, `threads` and the
-/// workspace type) and runs the shared conformance suite in `tests/`.
+/// workspace type) and runs the shared conformance suite in `tests/`. A backend with a
+/// thread pool may also implement `parts` and `join`, which split core's own loops.
 pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
     /// Workspace for LU factorisations of one size: the factors, the pivots and any
     /// scratch memory the backend needs. Created once by [`Backend::lu_workspace`].
@@ -168,6 +169,24 @@ pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
         beta: T,
         c: MatMut<'_, T>,
     );
+
+    /// Into how many parts to split `work` multiply-adds of this crate's own loops (the
+    /// fused training step's pass over the weights), each run by [`Backend::join`].
+    /// Provided: 1, everything on the calling thread.
+    fn parts(&self, work: usize) -> usize {
+        let _ = work;
+        1
+    }
+
+    /// Runs `a` and `b`, on two threads if the backend has them, and returns both
+    /// results. Provided: one after the other on the calling thread.
+    fn join<RA: Send, RB: Send>(
+        &self,
+        a: impl FnOnce() -> RA + Send,
+        b: impl FnOnce() -> RB + Send,
+    ) -> (RA, RB) {
+        (a(), b())
+    }
 
     /// A workspace for LU factorisations of `n x n` matrices.
     fn lu_workspace(&self, n: usize) -> Self::Lu;

@@ -38,7 +38,7 @@ impl GradientKind {
     }
 }
 
-fn check<T: Scalar, B: Backend<T>>(
+pub(crate) fn check<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
     x: &MatRef<'_, T>,
     ws: &Workspace<T, B>,
@@ -149,9 +149,35 @@ fn add_column_sums<T: Scalar>(m: &[T], scratch: &mut [T], out: &mut [T]) {
     );
 }
 
+/// The relative gradient of a bias from its layer's `Y` and `Delta`, by the `B <= D`
+/// formula: `R_b = Delta^T v (+ b if prior)` with `v = 1 + Y b` (in `v`, one per row).
+pub(crate) fn bias_direction<T: Scalar>(
+    y: MatRef<'_, T>,
+    delta: MatRef<'_, T>,
+    bias: &[T],
+    prior: bool,
+    v: &mut [T],
+    out: &mut [T],
+) {
+    vectorized(
+        #[inline(always)]
+        |fma| {
+            for (i, vi) in v.iter_mut().enumerate() {
+                *vi = T::one() + dot(fma, y.row(i), bias);
+            }
+        },
+    );
+    if prior {
+        out.copy_from_slice(bias);
+    } else {
+        out.fill(T::zero());
+    }
+    add_transposed_times(delta, v, out);
+}
+
 /// Forward pass for training: fills `Y_l` (bias included), `H_l`, `sigma'(Y_l)`,
 /// `kappa(Y_l)`, and `Delta_L = psi(Z) / B`.
-fn forward_train<T: Scalar, B: Backend<T>>(
+pub(crate) fn forward_train<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
     backend: &B,
     x: MatRef<'_, T>,
@@ -256,7 +282,7 @@ pub fn relative_gradient<T: Scalar, B: Backend<T>>(
 }
 
 /// One over a batch size.
-fn inv_batch<T: Scalar>(n: usize) -> T {
+pub(crate) fn inv_batch<T: Scalar>(n: usize) -> T {
     T::one() / T::from_usize(n).expect("batch size fits the scalar")
 }
 
@@ -306,22 +332,7 @@ fn relative_part<T: Scalar, B: Backend<T>>(
                 gw.as_mut(),
             );
             if model.use_bias() {
-                // R_b = Delta^T v + b with v = 1 + Y b.
-                let v = &mut ws.rowvec[..n];
-                vectorized(
-                    #[inline(always)]
-                    |fma| {
-                        for (i, vi) in v.iter_mut().enumerate() {
-                            *vi = T::one() + dot(fma, y.row(i), &layer.bias);
-                        }
-                    },
-                );
-                if prior {
-                    gb.copy_from_slice(&layer.bias);
-                } else {
-                    gb.fill(T::zero());
-                }
-                add_transposed_times(delta, v, gb);
+                bias_direction(y, delta, &layer.bias, prior, &mut ws.rowvec[..n], gb);
             }
         } else {
             // W (Y^T Delta + I): B D^2 + D^3, cheaper when B > D; the identity stands

@@ -22,6 +22,7 @@
 //! | relative and naive gradients | [`gradient`] |
 //! | preallocated step buffers | [`workspace`] |
 //! | SGD and Adam | [`optim`] |
+//! | one training step, fused for small batches | [`step`] |
 //! | epochs, validation, early stopping | [`train`] |
 //! | collectives and shards for data-parallel training | [`collective`] |
 //! | the best full-covariance Gaussian (a reference model) | [`gaussian`] |
@@ -43,6 +44,7 @@ pub mod mlp;
 pub mod optim;
 pub mod scalar;
 pub mod simd;
+pub mod step;
 pub mod train;
 pub mod workspace;
 
@@ -61,5 +63,6 @@ pub use mlp::{InvertibleMlp, Layer};
 pub use optim::{Optimizer, OptimizerState};
 pub use scalar::Scalar;
 pub use simd::{cap_simd_level, simd_level, SimdLevel};
+pub use step::{fuses, train_step, StepPath};
 pub use train::{check_lr_decay, EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
 pub use workspace::{Gradient, Workspace};

@@ -163,87 +163,129 @@ impl<T: Scalar> OptimizerState<T> {
         true
     }
 
+    /// Whether this state was made for `model`'s shape.
+    pub fn fits(&self, model: &InvertibleMlp<T>) -> bool {
+        let fit = |bufs: &[Vec<T>]| {
+            bufs.is_empty()
+                || (bufs.len() == 2 * model.n_layers()
+                    && model.layers().iter().enumerate().all(|(l, layer)| {
+                        bufs[2 * l].len() == layer.weight.as_slice().len()
+                            && bufs[2 * l + 1].len() == layer.bias.len()
+                    }))
+        };
+        fit(&self.m) && fit(&self.v)
+    }
+
+    /// Counts a step and returns its update rule, which [`Update::apply`] then applies to
+    /// every tensor, or to its parts in any order (the fused step updates a weight row
+    /// by row): every element's update depends on that element alone.
+    pub(crate) fn begin_step(&mut self) -> Update<T> {
+        self.step += 1;
+        let t = self.step as f64;
+        match self.optimizer {
+            Optimizer::Sgd { lr, momentum } if momentum > 0.0 => Update::Momentum {
+                lr: T::from_f64c(lr),
+                mu: T::from_f64c(momentum),
+            },
+            Optimizer::Sgd { lr, .. } => Update::Plain {
+                lr: T::from_f64c(lr),
+            },
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                // Bias corrections folded into the step size, as in the paper by Kingma
+                // and Ba (section 2, last paragraph).
+                let bc1 = 1.0 - beta1.powf(t);
+                let bc2 = 1.0 - beta2.powf(t);
+                Update::Adam(AdamStep {
+                    step: T::from_f64c(lr * bc2.sqrt() / bc1),
+                    eps_hat: T::from_f64c(eps * bc2.sqrt()),
+                    b1: T::from_f64c(beta1),
+                    b2: T::from_f64c(beta2),
+                })
+            }
+        }
+    }
+
+    /// The state buffers of tensor `slot` (`2 l` for layer `l`'s weight, `2 l + 1` for its
+    /// bias): first and second moments, empty where the optimizer keeps none.
+    pub(crate) fn slot_mut(&mut self, slot: usize) -> (&mut [T], &mut [T]) {
+        let m = self.m.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
+        let v = self.v.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
+        (m, v)
+    }
+
     /// Moves `model` along the ascent direction `dir` (a gradient to *maximise*).
     /// Biases are left alone when the model has none. Allocates nothing.
     pub fn step(&mut self, model: &mut InvertibleMlp<T>, dir: &Gradient<T>) {
-        self.step += 1;
+        let rule = self.begin_step();
         let use_bias = model.use_bias();
-        let t = self.step;
-        let opt = self.optimizer;
         for (l, layer) in model.layers_mut().iter_mut().enumerate() {
-            let pairs = [
-                (
-                    2 * l,
-                    layer.weight.as_mut_slice(),
-                    dir.weights[l].as_slice(),
-                ),
-                (
-                    2 * l + 1,
-                    layer.bias.as_mut_slice(),
-                    dir.biases[l].as_slice(),
-                ),
-            ];
-            for (slot, p, g) in pairs {
-                if slot % 2 == 1 && !use_bias {
-                    continue;
-                }
-                match opt {
-                    Optimizer::Sgd { lr, momentum } => {
-                        let lr = T::from_f64c(lr);
-                        if momentum > 0.0 {
-                            sgd_momentum(p, g, &mut self.m[slot], lr, T::from_f64c(momentum));
-                        } else {
-                            vectorized(
-                                #[inline(always)]
-                                |_| {
-                                    for (pi, &gi) in p.iter_mut().zip(g) {
-                                        *pi += lr * gi;
-                                    }
-                                },
-                            );
-                        }
-                    }
-                    Optimizer::Adam {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                    } => {
-                        // Bias corrections folded into the step size, as in the paper
-                        // by Kingma and Ba (section 2, last paragraph).
-                        let bc1 = 1.0 - beta1.powf(t as f64);
-                        let bc2 = 1.0 - beta2.powf(t as f64);
-                        let c = AdamStep {
-                            step: T::from_f64c(lr * bc2.sqrt() / bc1),
-                            eps_hat: T::from_f64c(eps * bc2.sqrt()),
-                            b1: T::from_f64c(beta1),
-                            b2: T::from_f64c(beta2),
-                        };
-                        adam(p, g, &mut self.m[slot], &mut self.v[slot], c);
-                    }
-                }
+            let (m, v) = self.slot_mut(2 * l);
+            rule.apply_vectorized(layer.weight.as_mut_slice(), dir.weights[l].as_slice(), m, v);
+            if use_bias {
+                let (m, v) = self.slot_mut(2 * l + 1);
+                rule.apply_vectorized(&mut layer.bias, &dir.biases[l], m, v);
             }
         }
     }
 }
 
-/// `v = mu v + g`, `p += lr v`, elementwise, in the widest vectors the CPU has (no fused
-/// multiply-adds: every level computes the same bits).
-fn sgd_momentum<T: Scalar>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
-    vectorized(
-        #[inline(always)]
-        |_| {
-            for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-                *vi = mu * *vi + gi;
-                *pi += lr * *vi;
+/// One step's update rule with its constants fixed (Adam's bias corrections included):
+/// see [`OptimizerState::begin_step`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Update<T> {
+    /// `p += lr g`.
+    Plain { lr: T },
+    /// `m = mu m + g`, `p += lr m`.
+    Momentum { lr: T, mu: T },
+    /// Adam.
+    Adam(AdamStep<T>),
+}
+
+impl<T: Scalar> Update<T> {
+    /// Updates the parameters `p` along `g` with their state `m`, `v` (as many elements
+    /// as `p` where the rule keeps them), in the instruction set of the caller: call it
+    /// inside [`vectorized`]. No fused multiply-adds, so every level computes the same
+    /// bits.
+    #[inline(always)]
+    pub(crate) fn apply(&self, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        match *self {
+            Update::Plain { lr } => {
+                for (pi, &gi) in p.iter_mut().zip(g) {
+                    *pi += lr * gi;
+                }
             }
-        },
-    );
+            Update::Momentum { lr, mu } => sgd_momentum(p, g, m, lr, mu),
+            Update::Adam(c) => adam(p, g, m, v, c),
+        }
+    }
+
+    /// [`Update::apply`] in the widest vectors the CPU has.
+    pub(crate) fn apply_vectorized(&self, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        vectorized(
+            #[inline(always)]
+            |_| self.apply(p, g, m, v),
+        );
+    }
+}
+
+/// `v = mu v + g`, `p += lr v`, elementwise (no fused multiply-adds: every level computes
+/// the same bits).
+#[inline(always)]
+fn sgd_momentum<T: Scalar>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
+    for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+        *vi = mu * *vi + gi;
+        *pi += lr * *vi;
+    }
 }
 
 /// Adam's constants for one step.
-#[derive(Clone, Copy)]
-struct AdamStep<T> {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamStep<T> {
     /// The learning rate with both bias corrections folded in.
     step: T,
     /// `eps` scaled by the second moment's bias correction.
@@ -252,18 +294,14 @@ struct AdamStep<T> {
     b2: T,
 }
 
-/// One Adam update of `p` along `g` with moments `m`, `v`, elementwise, in the widest
-/// vectors the CPU has (no fused multiply-adds: every level computes the same bits).
+/// One Adam update of `p` along `g` with moments `m`, `v`, elementwise (no fused
+/// multiply-adds: every level computes the same bits).
+#[inline(always)]
 fn adam<T: Scalar>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: AdamStep<T>) {
     let (one_b1, one_b2) = (T::one() - c.b1, T::one() - c.b2);
-    vectorized(
-        #[inline(always)]
-        |_| {
-            for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *mi = c.b1 * *mi + one_b1 * gi;
-                *vi = c.b2 * *vi + one_b2 * gi * gi;
-                *pi += c.step * *mi / (vi.sqrt() + c.eps_hat);
-            }
-        },
-    );
+    for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *mi = c.b1 * *mi + one_b1 * gi;
+        *vi = c.b2 * *vi + one_b2 * gi * gi;
+        *pi += c.step * *mi / (vi.sqrt() + c.eps_hat);
+    }
 }

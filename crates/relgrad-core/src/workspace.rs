@@ -62,6 +62,12 @@ impl<T: Scalar> Gradient<T> {
         }
     }
 
+    /// Whether every entry is finite (no infinity, no NaN).
+    pub fn is_finite(&self) -> bool {
+        let w = self.weights.iter().map(|m| m.as_slice());
+        w.chain(self.biases.iter().map(|b| &b[..])).all(all_finite)
+    }
+
     /// The largest absolute entry.
     pub fn max_abs(&self) -> T {
         let w = self.weights.iter().flat_map(|m| m.as_slice().iter());
@@ -90,6 +96,9 @@ pub struct Workspace<T: Scalar, B: Backend<T>> {
     pub(crate) prod: Vec<T>,
     /// A per-row vector (`1 + Y b`).
     pub(crate) rowvec: Vec<T>,
+    /// The fused step's scratch: for each of up to `MAX_PARTS` threads, four rows of the
+    /// direction and `8 x capacity` dot products.
+    pub(crate) row: Vec<T>,
     /// LU workspace and inverse buffer, used by the naive gradient only (made on first use).
     pub(crate) lu: Option<(B::Lu, Mat<T>)>,
     /// The last computed gradient or update direction.
@@ -122,6 +131,7 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
             delta_tmp: Mat::zeros(capacity, dim),
             prod: vec![T::zero(); dim * capacity.max(dim)],
             rowvec: vec![T::zero(); capacity],
+            row: vec![T::zero(); crate::step::MAX_PARTS * (4 * dim + 8 * capacity)],
             lu: None,
             grad: Gradient::zeros(dim, n_layers),
         }
@@ -141,4 +151,31 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
     pub fn fits(&self, model: &InvertibleMlp<T>, rows: usize) -> bool {
         self.dim == model.dim() && self.y.len() == model.n_layers() && rows <= self.capacity
     }
+}
+
+/// Whether every entry of `v` is finite: `0 x` is 0 for finite `x` and NaN otherwise, so
+/// one vectorised sum tells.
+pub(crate) fn all_finite<T: Scalar>(v: &[T]) -> bool {
+    crate::simd::vectorized(
+        #[inline(always)]
+        |_| finite_check(v) == T::zero(),
+    )
+}
+
+/// The sum of `0 x` over `v`, in sixteen independent partial sums so that it vectorises:
+/// zero exactly when every entry is finite.
+#[inline(always)]
+pub(crate) fn finite_check<T: Scalar>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let mut tail = T::zero();
+    for &x in chunks.remainder() {
+        tail += x * T::zero();
+    }
+    for c in chunks {
+        for k in 0..16 {
+            acc[k] += c[k] * T::zero();
+        }
+    }
+    acc.iter().fold(tail, |s, &a| s + a)
 }

@@ -6,7 +6,9 @@
 //! [`Threads::Auto`] (the default) small products run sequentially and large ones on
 //! two threads, because starting threads costs more than it saves below about
 //! `10^7` multiply-adds (`D` about 300 at `B = 100`) on the two-core machines this was tuned on (see
-//! `docs/benchmarks.md`).
+//! `docs/benchmarks.md`). The same rule splits core's own loops (the fused training
+//! step's pass over the weights) through `Backend::parts` and `Backend::join`, on the
+//! rayon thread pool that faer's products use.
 
 use dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::lu::partial_pivoting::{factor, inverse, solve};
@@ -38,15 +40,19 @@ impl Faer {
         Self::new(Threads::Fixed(1))
     }
 
-    fn par(&self, work: usize) -> Par {
+    /// The threads for `work` multiply-adds under this backend's setting.
+    fn threads_for(&self, work: usize) -> usize {
         match self.threads {
-            Threads::Fixed(1) => Par::Seq,
-            Threads::Fixed(n) => Par::rayon(n),
-            Threads::Auto if work < AUTO_PARALLEL_MIN_FLOPS => Par::Seq,
-            Threads::Auto => match available_threads() {
-                1 => Par::Seq,
-                n => Par::rayon(n),
-            },
+            Threads::Fixed(n) => n.max(1),
+            Threads::Auto if work < AUTO_PARALLEL_MIN_FLOPS => 1,
+            Threads::Auto => available_threads(),
+        }
+    }
+
+    fn par(&self, work: usize) -> Par {
+        match self.threads_for(work) {
+            1 => Par::Seq,
+            n => Par::rayon(n),
         }
     }
 }
@@ -108,6 +114,18 @@ macro_rules! impl_faer {
     ($t:ty) => {
         impl Backend<$t> for Faer {
             type Lu = FaerLu<$t>;
+
+            fn parts(&self, work: usize) -> usize {
+                self.threads_for(work)
+            }
+
+            fn join<RA: Send, RB: Send>(
+                &self,
+                a: impl FnOnce() -> RA + Send,
+                b: impl FnOnce() -> RB + Send,
+            ) -> (RA, RB) {
+                rayon::join(a, b)
+            }
 
             fn name(&self) -> &'static str {
                 "faer"

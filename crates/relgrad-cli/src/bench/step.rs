@@ -3,6 +3,9 @@
 //! - one relative-gradient evaluation (forward, backward, update direction);
 //! - one whole training step: the gradient, then the optimizer's update of every weight,
 //!   bias and state buffer (SGD with momentum or Adam);
+//! - the same step fused (`relgrad::step`: one pass over each weight and its state that
+//!   forms the direction row by row and updates it at once), whatever the batch size, so
+//!   that the two can be compared where the trainer chooses between them;
 //! - the memory-traffic floor: the bytes a step must read and write at least (the
 //!   parameters and the optimizer's state, each read and written once, and the batch read
 //!   once), at the bandwidth measured by streaming over buffers of those sizes (read,
@@ -15,7 +18,10 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use relgrad::{relative_gradient, Backend, Optimizer, OptimizerState, Scalar, Workspace};
+use relgrad::{
+    relative_gradient, train_step, Backend, GradientKind, Optimizer, OptimizerState, Scalar,
+    StepPath, Workspace,
+};
 
 use super::{bench_model, clock, column_median, random_mat, Timing};
 
@@ -26,6 +32,8 @@ pub struct StepMeasurement {
     pub gradient_ms: f64,
     /// Milliseconds per training step (gradient and optimizer update).
     pub step_ms: f64,
+    /// Milliseconds per fused training step.
+    pub fused_ms: f64,
     /// Bytes a step must read and write at least.
     pub floor_bytes: f64,
     /// The bandwidth measured on buffers of the parameters' and state's sizes, GB/s.
@@ -100,7 +108,7 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
     let state_bytes = 2.0 * (1 + k) as f64 * params as f64 * size;
     let floor_bytes = state_bytes + (b * d) as f64 * size;
     let mut failure = None;
-    let mut rounds: Vec<[f64; 3]> = Vec::new();
+    let mut rounds: Vec<[f64; 4]> = Vec::new();
     let start = Instant::now();
     // Round 0 warms up every item and is not recorded.
     while rounds.len() <= timing.min_reps || start.elapsed() < 3 * timing.budget {
@@ -117,11 +125,26 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
                 }
             };
         });
+        let fused = clock(&mut || {
+            let path = StepPath::Fused;
+            let kind = GradientKind::Relative;
+            if let Err(e) = train_step(
+                kind,
+                path,
+                &mut model,
+                backend,
+                x.as_ref(),
+                &mut ws,
+                &mut state,
+            ) {
+                failure.get_or_insert(e);
+            }
+        });
         let traffic = clock(&mut || stream(&mut bufs));
         if let Some(e) = failure.take() {
             return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
         }
-        rounds.push([grad, step, traffic]);
+        rounds.push([grad, step, traffic, fused]);
         if rounds.len() > 100_000 {
             break;
         }
@@ -131,6 +154,7 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
     Ok(StepMeasurement {
         gradient_ms: median(0) * 1e3,
         step_ms: median(1) * 1e3,
+        fused_ms: median(3) * 1e3,
         floor_bytes,
         bandwidth_gbs: bandwidth / 1e9,
         floor_ms: floor_bytes / bandwidth * 1e3,
@@ -156,6 +180,7 @@ mod tests {
             )
             .unwrap();
             assert!(m.step_ms > 0.0 && m.gradient_ms > 0.0 && m.floor_ms > 0.0);
+            assert!(m.fused_ms > 0.0);
             // 2 layers of 8 x 9 parameters, f32: (2 + 2k) x 144 x 4 bytes, plus the batch.
             let k = state_buffers(opt) as f64;
             assert_eq!(m.floor_bytes, (2.0 + 2.0 * k) * 144.0 * 4.0 + 32.0 * 4.0);

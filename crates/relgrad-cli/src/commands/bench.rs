@@ -228,7 +228,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         if args.step {
             println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>8} {:>11}",
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11}",
                 "backend",
                 "prec",
                 "threads",
@@ -237,9 +237,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "opt",
                 "gradient ms",
                 "step ms",
+                "fused ms",
                 "floor ms",
                 "GB/s",
-                "step/floor"
+                "step/floor",
+                "fused/floor"
             );
         } else {
             println!(
@@ -279,6 +281,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 v["optimizer"] = (*opt).into();
                 v["gradient_ms"] = m.gradient_ms.into();
                 v["step_ms"] = m.step_ms.into();
+                v["fused_ms"] = m.fused_ms.into();
                 v["floor_ms"] = m.floor_ms.into();
                 v["floor_bytes"] = m.floor_bytes.into();
                 v["bandwidth_gbs"] = m.bandwidth_gbs.into();
@@ -299,7 +302,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 m.naive_ms / m.relative_ms
             ),
             (Measured::Step(opt, m), false) => println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2}",
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2} {:>11.2}",
                 r.backend,
                 r.precision,
                 r.threads.to_string(),
@@ -308,9 +311,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 opt,
                 m.gradient_ms,
                 m.step_ms,
+                m.fused_ms,
                 m.floor_ms,
                 m.bandwidth_gbs,
-                m.step_ms / m.floor_ms
+                m.step_ms / m.floor_ms,
+                m.fused_ms / m.floor_ms
             ),
         }
     };

@@ -36,11 +36,12 @@ mod distributed;
 use crate::backend::Backend;
 use crate::collective::{Alone, Collective, Shard};
 use crate::error::{Error, Result};
-use crate::gradient::{gradient, GradientKind};
+use crate::gradient::GradientKind;
 use crate::matrix::{Mat, MatRef};
 use crate::mlp::InvertibleMlp;
 use crate::optim::{Optimizer, OptimizerState};
 use crate::scalar::Scalar;
+use crate::step::{train_step, StepPath};
 use crate::workspace::Workspace;
 
 /// Training settings.
@@ -71,6 +72,8 @@ pub struct TrainConfig {
     pub lr_decays: usize,
     /// What a decay multiplies the learning rate by, in `(0, 1)`.
     pub lr_decay: f64,
+    /// Whether steps are fused (see [`crate::step`]); only single-process training fuses.
+    pub step: StepPath,
 }
 
 /// The defaults: SGD with momentum 0.9 and learning rate `1e-3` (the relative gradient is
@@ -94,6 +97,7 @@ impl Default for TrainConfig {
             train_eval_rows: 10_000,
             lr_decays: 0,
             lr_decay: 0.3,
+            step: StepPath::Auto,
         }
     }
 }
@@ -529,21 +533,29 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
                     for (dst, &src) in self.order[span].iter().enumerate() {
                         self.batch.row_mut(dst).copy_from_slice(train.row(src));
                     }
-                    gradient(
+                    let finite = train_step(
                         self.config.gradient,
+                        self.config.step,
                         model,
                         &self.backend,
                         self.batch.top(k),
                         &mut self.ws,
+                        &mut self.state,
                     )?;
-                } else if self.distributed_direction(model, train, span)? {
-                    return Ok(false);
+                    if !finite {
+                        bad_step = true;
+                        break;
+                    }
+                } else {
+                    if self.distributed_direction(model, train, span)? {
+                        return Ok(false);
+                    }
+                    if !self.ws.grad.is_finite() {
+                        bad_step = true;
+                        break;
+                    }
+                    self.state.step(model, &self.ws.grad);
                 }
-                if !self.ws.grad.max_abs().is_finite() {
-                    bad_step = true;
-                    break;
-                }
-                self.state.step(model, &self.ws.grad);
                 let event = TrainEvent::Step {
                     epoch,
                     step: step + 1,

@@ -245,6 +245,7 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
             train_eval_rows: c.train_eval_rows,
             lr_decays: c.lr_decays,
             lr_decay: c.lr_decay,
+            step: relgrad_core::StepPath::Auto,
         };
         let val_shard = self.val.as_ref().map(|v| v.1);
         let mut trainer = Trainer::distributed(
