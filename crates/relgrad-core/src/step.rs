@@ -14,8 +14,10 @@
 //! forward pass, and the `D x D` direction is never written out: with `B = 10` and
 //! `D = 784` the library's products (`k = B`) would read `W` three times more and write
 //! and re-read the direction. The dot products and sums run in this crate's vector
-//! kernels on rows that stay in the L1 and L2 caches. Otherwise (larger batches, the
-//! naive gradient) the step is the unfused one: [`crate::gradient::gradient`] into
+//! kernels on rows that stay in the L1 and L2 caches, and the rows are shared between
+//! the backend's threads ([`Backend::parts`]). Otherwise (larger batches, where the
+//! library's products are faster, the naive gradient, data-parallel training, whose
+//! direction is summed across processes first) the step is the unfused one: [`crate::gradient::gradient`] into
 //! [`Workspace::grad`], then [`OptimizerState::step`]. Both compute the same direction up
 //! to the order of the sums; the conformance suite holds them together.
 
@@ -33,14 +35,28 @@ use crate::workspace::{all_finite, finite_check, Workspace};
 const LANES: usize = 16;
 /// Weight rows whose directions are formed at a time.
 const SCRATCH_ROWS: usize = 4;
+/// Multiply-adds a weight's own traffic (reading and writing it and its optimizer state)
+/// counts for when the backend decides how many threads a layer's pass gets. The pass
+/// is bound by that traffic at small batches, and two cores move it faster than one:
+/// measured with Adam, two threads pay from `D = 512` at any batch size (`B = 1`: 0.43
+/// against 0.66 ms; `D = 784`: 0.94 against 1.62 ms), and not at `D = 256`.
+const STATE_WORK: usize = 40;
 /// The most threads one layer's pass is split over.
 pub(crate) const MAX_PARTS: usize = 16;
 
-/// Whether [`train_step`] fuses a step of `rows` rows in dimension `dim`: measured with
-/// `relgrad bench --step` (the `fused ms` column beside `step ms`), the fused step is the
-/// faster one while the batch is at most a quarter of the dimension.
+/// Whether [`train_step`] fuses a step of `rows` rows in dimension `dim`. Chosen from
+/// `relgrad bench --step` (the `fused ms` column beside `step ms`, f32, Adam and SGD,
+/// two cores): below `D = 512` the fused step is the faster one up to `B = D / 16` and
+/// at most `B = 8` (`D = 256`: 0.97x at `B = 8`, 1.2x at `B = 16`); from `D = 512`,
+/// where the weights and their state no longer fit the caches near the core, up to
+/// `B = D / 12` (`D = 512`: 0.9x at `B = 32`, 1.1x at `B = 64`; `D = 784`: 0.4-0.7x
+/// from `B = 2` to `64`).
 pub fn fuses(rows: usize, dim: usize) -> bool {
-    rows.saturating_mul(4) <= dim
+    if dim >= 512 {
+        rows.saturating_mul(12) <= dim
+    } else {
+        rows <= (dim / 16).min(8)
+    }
 }
 
 /// How a training step is computed.
@@ -135,7 +151,9 @@ fn fused_step<T: Scalar, B: Backend<T>>(
             next: (l > 0).then_some(&mut ws.prod[..len]),
             scratch: &mut ws.row[..],
         };
-        let work = if l > 0 { 3 } else { 2 } * n * d * d;
+        // The pass does 2B or 3B multiply-adds per weight and moves the weight and its
+        // state, worth about STATE_WORK more: what the backend's thread rule weighs.
+        let work = (if l > 0 { 3 } else { 2 } * n + STATE_WORK) * d * d;
         let parts = backend.parts(work).clamp(1, MAX_PARTS).min(d / 4).max(1);
         check_sum += in_parts(backend, parts, &rule, y, delta, part);
         if use_bias {
@@ -569,4 +587,19 @@ impl Prefetch {
 fn cut<T>(b: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
     let at = at.min(b.len());
     b.split_at_mut(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuses;
+
+    #[test]
+    fn small_batches_fuse_where_measured_faster() {
+        // The paper's MNIST recipe, and batches up to D / 12 from D = 512.
+        assert!(fuses(10, 784) && fuses(64, 784) && fuses(32, 512));
+        assert!(!fuses(100, 784) && !fuses(64, 512));
+        // Below D = 512: up to D / 16, at most 8.
+        assert!(fuses(4, 64) && fuses(8, 128) && fuses(8, 256));
+        assert!(!fuses(8, 64) && !fuses(16, 256) && !fuses(1, 8));
+    }
 }

@@ -8,10 +8,13 @@
 //!   that the two can be compared where the trainer chooses between them;
 //! - the memory-traffic floor: the bytes a step must read and write at least (the
 //!   parameters and the optimizer's state, each read and written once, and the batch read
-//!   once), at the bandwidth measured by streaming over buffers of those sizes (read,
+//!   once), at the bandwidth measured by streaming over buffers of those sizes on one
+//!   core and on all cores, whichever is faster (read,
 //!   update, write back: `p += c m`, `m *= c'`, ... once per element).
 //!
-//! The items are timed in rounds as in [`super::measure`].
+//! Unlike [`super::measure`], which interleaves its items in rounds, each item here runs
+//! alone for its whole time budget, back to back, as steps follow each other in
+//! training: interleaved with the others, a step finds the caches full of their data.
 
 use std::time::Instant;
 
@@ -23,7 +26,7 @@ use relgrad::{
     StepPath, Workspace,
 };
 
-use super::{bench_model, clock, column_median, random_mat, Timing};
+use super::{bench_model, clock, median, random_mat, Timing};
 
 /// One configuration's step measurements.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,7 +39,8 @@ pub struct StepMeasurement {
     pub fused_ms: f64,
     /// Bytes a step must read and write at least.
     pub floor_bytes: f64,
-    /// The bandwidth measured on buffers of the parameters' and state's sizes, GB/s.
+    /// The bandwidth measured on buffers of the parameters' and state's sizes (the better
+    /// of one core and all cores), GB/s.
     pub bandwidth_gbs: f64,
     /// Milliseconds to move `floor_bytes` at that bandwidth.
     pub floor_ms: f64,
@@ -53,7 +57,7 @@ fn state_buffers(opt: Optimizer) -> usize {
 
 /// Reads and writes every element of `bufs` once (`p += c m`, `m *= c'`, ...): the
 /// traffic of an optimizer update without its arithmetic.
-fn stream<T: Scalar>(bufs: &mut [Vec<T>]) {
+fn stream<T: Scalar>(bufs: &mut [&mut [T]]) {
     let (c, c2) = (T::from_f64c(1e-30), T::from_f64c(0.5));
     match bufs {
         [p] => p.iter_mut().for_each(|x| *x *= c2),
@@ -74,8 +78,48 @@ fn stream<T: Scalar>(bufs: &mut [Vec<T>]) {
     }
 }
 
+/// [`stream`] with the buffers split into `threads` parts, each on its own thread: the
+/// bandwidth all the cores together get (the fused step's pass runs on several).
+fn stream_parallel<T: Scalar>(bufs: &mut [Vec<T>], threads: usize) {
+    let len = bufs.first().map_or(0, Vec::len);
+    let each = len.div_ceil(threads.max(1)).max(1);
+    let mut parts: Vec<Vec<&mut [T]>> = (0..len.div_ceil(each)).map(|_| Vec::new()).collect();
+    for b in bufs.iter_mut() {
+        for (part, chunk) in parts.iter_mut().zip(b.chunks_mut(each)) {
+            part.push(chunk);
+        }
+    }
+    std::thread::scope(|s| {
+        let mut parts = parts.into_iter();
+        let mine = parts.next();
+        for mut part in parts {
+            s.spawn(move || stream(&mut part));
+        }
+        if let Some(mut part) = mine {
+            stream(&mut part);
+        }
+    });
+}
+
+/// The median time of one call of `f`, run back to back as steps run in training: one
+/// untimed call (it finds the caches as the previous item left them), then timed calls
+/// until `timing`'s budget and repetitions are spent.
+fn clock_run(timing: Timing, f: &mut dyn FnMut()) -> f64 {
+    f();
+    let mut times = vec![0.0];
+    let start = Instant::now();
+    while times.len() <= timing.min_reps || start.elapsed() < timing.budget {
+        times.push(clock(f));
+        if times.len() > 100_000 {
+            break;
+        }
+    }
+    median(times[1..].to_vec())
+}
+
 /// Measures one step configuration on `backend` in precision `T`. The optimizer's
 /// learning rate is irrelevant to the time; a tiny one keeps the parameters in place.
+/// Each item runs alone, for the whole of its time budget, as a training loop would.
 pub fn measure_step<T: Scalar, B: Backend<T>>(
     backend: &B,
     (d, b, l): (usize, usize, usize),
@@ -107,54 +151,42 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
     let size = std::mem::size_of::<T>() as f64;
     let state_bytes = 2.0 * (1 + k) as f64 * params as f64 * size;
     let floor_bytes = state_bytes + (b * d) as f64 * size;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut failure = None;
-    let mut rounds: Vec<[f64; 4]> = Vec::new();
-    let start = Instant::now();
-    // Round 0 warms up every item and is not recorded.
-    while rounds.len() <= timing.min_reps || start.elapsed() < 3 * timing.budget {
-        let grad = clock(&mut || {
-            if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+    let grad = clock_run(timing, &mut || {
+        if let Err(e) = relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+            failure.get_or_insert(e);
+        }
+    });
+    let step = clock_run(timing, &mut || {
+        match relative_gradient(&model, backend, x.as_ref(), &mut ws) {
+            Ok(()) => state.step(&mut model, &ws.grad),
+            Err(e) => {
                 failure.get_or_insert(e);
             }
-        });
-        let step = clock(&mut || {
-            match relative_gradient(&model, backend, x.as_ref(), &mut ws) {
-                Ok(()) => state.step(&mut model, &ws.grad),
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            };
-        });
-        let fused = clock(&mut || {
-            let path = StepPath::Fused;
-            let kind = GradientKind::Relative;
-            if let Err(e) = train_step(
-                kind,
-                path,
-                &mut model,
-                backend,
-                x.as_ref(),
-                &mut ws,
-                &mut state,
-            ) {
-                failure.get_or_insert(e);
-            }
-        });
-        let traffic = clock(&mut || stream(&mut bufs));
-        if let Some(e) = failure.take() {
-            return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
+        };
+    });
+    let fused = clock_run(timing, &mut || {
+        let (kind, path) = (GradientKind::Relative, StepPath::Fused);
+        let x = x.as_ref();
+        if let Err(e) = train_step(kind, path, &mut model, backend, x, &mut ws, &mut state) {
+            failure.get_or_insert(e);
         }
-        rounds.push([grad, step, traffic, fused]);
-        if rounds.len() > 100_000 {
-            break;
-        }
+    });
+    if let Some(e) = failure.take() {
+        return Err(anyhow!("gradient evaluation failed for D = {d}: {e}"));
     }
-    let median = |k: usize| column_median(&rounds, k);
-    let bandwidth = state_bytes / median(2);
+    let one_core = clock_run(timing, &mut || {
+        let mut all: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        stream(&mut all)
+    });
+    let all_cores = clock_run(timing, &mut || stream_parallel(&mut bufs, cores));
+    // The floor is at the better of one core's and all cores' bandwidth.
+    let bandwidth = state_bytes / one_core.min(all_cores);
     Ok(StepMeasurement {
-        gradient_ms: median(0) * 1e3,
-        step_ms: median(1) * 1e3,
-        fused_ms: median(3) * 1e3,
+        gradient_ms: grad * 1e3,
+        step_ms: step * 1e3,
+        fused_ms: fused * 1e3,
         floor_bytes,
         bandwidth_gbs: bandwidth / 1e9,
         floor_ms: floor_bytes / bandwidth * 1e3,

@@ -216,7 +216,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !args.json {
         let floor = if args.step {
-            "floor = the parameters' and optimizer state's bytes (read and written once) and the batch's, at the bandwidth of a stream over buffers of those sizes"
+            "floor = the parameters' and optimizer state's bytes (read and written once) and the batch's, at the bandwidth of a stream over buffers of those sizes on one core or all, whichever is faster"
         } else {
             "floor = the 4L-1 products of one evaluation, timed alone"
         };
@@ -228,7 +228,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         if args.step {
             println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11}",
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11} {:>8}",
                 "backend",
                 "prec",
                 "threads",
@@ -241,7 +241,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "floor ms",
                 "GB/s",
                 "step/floor",
-                "fused/floor"
+                "fused/floor",
+                "trainer"
             );
         } else {
             println!(
@@ -282,6 +283,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 v["gradient_ms"] = m.gradient_ms.into();
                 v["step_ms"] = m.step_ms.into();
                 v["fused_ms"] = m.fused_ms.into();
+                v["trainer"] = trainer_path(r.b, r.d).into();
                 v["floor_ms"] = m.floor_ms.into();
                 v["floor_bytes"] = m.floor_bytes.into();
                 v["bandwidth_gbs"] = m.bandwidth_gbs.into();
@@ -302,7 +304,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 m.naive_ms / m.relative_ms
             ),
             (Measured::Step(opt, m), false) => println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2} {:>11.2}",
+                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2} {:>11.2} {:>8}",
                 r.backend,
                 r.precision,
                 r.threads.to_string(),
@@ -315,7 +317,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 m.floor_ms,
                 m.bandwidth_gbs,
                 m.step_ms / m.floor_ms,
-                m.fused_ms / m.floor_ms
+                m.fused_ms / m.floor_ms,
+                trainer_path(r.b, r.d)
             ),
         }
     };
@@ -327,4 +330,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which step the trainer takes for batches of `b` rows in dimension `d` (the relative
+/// gradient on one process): `"fused"` or `"step"`.
+fn trainer_path(b: usize, d: usize) -> &'static str {
+    if relgrad::fuses(b, d) {
+        "fused"
+    } else {
+        "step"
+    }
 }
