@@ -1,6 +1,6 @@
 //! Every instruction-set level of the elementwise kernels (baseline, AVX2 with FMA and
-//! AVX-512, as far as this CPU has them) gives the same gradients and log-densities, to
-//! round-off, and each level passes the spec's exactness oracle. A test binary of its own, because the level
+//! AVX-512, as far as this CPU has them) gives the same gradients, log-densities and
+//! fused training steps, to round-off, and each level passes the spec's exactness oracle. A test binary of its own, because the level
 //! is a process-wide setting.
 
 mod common;
@@ -8,8 +8,9 @@ mod common;
 use common::{model_and_data, rel_err, relative_from_euclidean, Case, ACTIVATIONS, BASES};
 use relgrad::simd::detected_simd_level;
 use relgrad::{
-    cap_simd_level, naive_gradient, relative_gradient, Backend, Faer, Gradient, InvertibleMlp, Mat,
-    Scalar, SimdLevel, Workspace,
+    cap_simd_level, naive_gradient, relative_gradient, train_step, Backend, Faer, Gradient,
+    GradientKind, InvertibleMlp, Mat, Optimizer, OptimizerState, Scalar, SimdLevel, StepPath,
+    Workspace,
 };
 
 /// The relative and the naive direction.
@@ -108,5 +109,51 @@ fn every_simd_level_gives_the_same_gradients_and_log_densities() {
             }
         }
     }
+    // The fused training step's own kernels at every level: equal to the unfused step
+    // (the gradient, then the optimizer) at that level, in f64 and f32.
+    for &level in &levels {
+        assert_eq!(cap_simd_level(level), level);
+        for (d, b, bias) in [(7, 2, true), (17, 3, false), (40, 5, true), (64, 1, true)] {
+            let case = Case {
+                d,
+                b,
+                l: 3,
+                activation: ACTIVATIONS[(d + b) % 3],
+                base: BASES[d % 3],
+                bias,
+                seed: 1000 + d as u64,
+            };
+            let (model, x) = model_and_data(&case);
+            let e = fused_against_unfused(&model, &x);
+            assert!(e < 1e-12, "{level:?} {case:?}: fused step off by {e:e}");
+            let e = fused_against_unfused(&model.cast::<f32>(), &x.cast::<f32>());
+            assert!(e < 1e-5, "{level:?} {case:?}: f32 fused step off by {e:e}");
+        }
+    }
     cap_simd_level(SimdLevel::Avx512);
+}
+
+/// The relative difference of the parameters after five Adam steps taken fused and
+/// taken unfused.
+fn fused_against_unfused<T: Scalar>(model: &InvertibleMlp<T>, x: &Mat<T>) -> f64
+where
+    Faer: Backend<T>,
+{
+    let run = |path: StepPath| {
+        let backend = Faer::default();
+        let mut model = model.clone();
+        let mut ws = Workspace::new(&model, x.rows());
+        let mut state = OptimizerState::new(Optimizer::adam(1e-3), &model);
+        for _ in 0..5 {
+            let kind = GradientKind::Relative;
+            let x = x.as_ref();
+            assert!(train_step(kind, path, &mut model, &backend, x, &mut ws, &mut state).unwrap());
+        }
+        let params = model.layers().iter().flat_map(|l| {
+            let w = l.weight.as_slice().iter().copied();
+            w.chain(l.bias.iter().copied()).collect::<Vec<_>>()
+        });
+        params.collect::<Vec<T>>()
+    };
+    rel_err(&run(StepPath::Fused), &run(StepPath::Unfused), 1e-12)
 }

@@ -418,6 +418,50 @@ fn combine_4<T: Scalar>(fma: bool, w: [&[T]; 4], u: [&[T]; 4], delta: MatRef<'_,
     let (r2, r3) = rest.split_at_mut(d);
     let full = d - d % LANES;
     let mut c = 0;
+    // Two chunks per pass over `b`: each broadcast of `u` serves both.
+    while c + 2 * LANES <= full {
+        let chunk = |row: &[T], at: usize| -> [T; LANES] {
+            row[at..at + LANES].try_into().expect("LANES long")
+        };
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            chunk(w[0], c),
+            chunk(w[1], c),
+            chunk(w[2], c),
+            chunk(w[3], c),
+        );
+        let e = c + LANES;
+        let (mut b0, mut b1, mut b2, mut b3) = (
+            chunk(w[0], e),
+            chunk(w[1], e),
+            chunk(w[2], e),
+            chunk(w[3], e),
+        );
+        for b in 0..n {
+            let x: &[T] = &delta.row(b)[c..c + 2 * LANES];
+            let (x, y) = x.split_at(LANES);
+            let (u0, u1, u2, u3) = (u[0][b], u[1][b], u[2][b], u[3][b]);
+            for k in 0..LANES {
+                a0[k] = madd(fma, u0, x[k], a0[k]);
+                a1[k] = madd(fma, u1, x[k], a1[k]);
+                a2[k] = madd(fma, u2, x[k], a2[k]);
+                a3[k] = madd(fma, u3, x[k], a3[k]);
+                b0[k] = madd(fma, u0, y[k], b0[k]);
+                b1[k] = madd(fma, u1, y[k], b1[k]);
+                b2[k] = madd(fma, u2, y[k], b2[k]);
+                b3[k] = madd(fma, u3, y[k], b3[k]);
+            }
+        }
+        for (rq, (a, b)) in [&mut *r0, &mut *r1, &mut *r2, &mut *r3].into_iter().zip([
+            (a0, b0),
+            (a1, b1),
+            (a2, b2),
+            (a3, b3),
+        ]) {
+            rq[c..e].copy_from_slice(&a);
+            rq[e..e + LANES].copy_from_slice(&b);
+        }
+        c += 2 * LANES;
+    }
     while c < full {
         let mut a0: [T; LANES] = w[0][c..c + LANES].try_into().expect("LANES long");
         let mut a1: [T; LANES] = w[1][c..c + LANES].try_into().expect("LANES long");
