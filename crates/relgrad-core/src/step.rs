@@ -46,8 +46,9 @@ pub(crate) const MAX_PARTS: usize = 16;
 
 /// Whether [`train_step`] fuses a step of `rows` rows in dimension `dim`. Chosen from
 /// `relgrad bench --step` (the `fused ms` column beside `step ms`, f32, Adam and SGD,
-/// two cores): below `D = 512` the fused step is the faster one up to `B = D / 16` and
-/// at most `B = 8` (`D = 256`: 0.97x at `B = 8`, 1.2x at `B = 16`); from `D = 512`,
+/// two cores): below `D = 512` the fused step is the faster one from `B = 2` up to
+/// `B = D / 16` and at most `B = 8` (`D = 256`: 0.97x at `B = 8`, 1.2x at `B = 16`; at
+/// `B = 1` the two are even, 1.0-1.3x at `D = 64`); from `D = 512`,
 /// where the weights and their state no longer fit the caches near the core, up to
 /// `B = D / 12` (`D = 512`: 0.9x at `B = 32`, 1.1x at `B = 64`; `D = 784`: 0.4-0.7x
 /// from `B = 2` to `64`).
@@ -55,7 +56,7 @@ pub fn fuses(rows: usize, dim: usize) -> bool {
     if dim >= 512 {
         rows.saturating_mul(12) <= dim
     } else {
-        rows <= (dim / 16).min(8)
+        (2..=(dim / 16).min(8)).contains(&rows)
     }
 }
 
@@ -642,8 +643,10 @@ mod tests {
         // The paper's MNIST recipe, and batches up to D / 12 from D = 512.
         assert!(fuses(10, 784) && fuses(64, 784) && fuses(32, 512));
         assert!(!fuses(100, 784) && !fuses(64, 512));
-        // Below D = 512: up to D / 16, at most 8.
+        // Below D = 512: from 2 up to D / 16, at most 8.
         assert!(fuses(4, 64) && fuses(8, 128) && fuses(8, 256));
-        assert!(!fuses(8, 64) && !fuses(16, 256) && !fuses(1, 8));
+        assert!(!fuses(8, 64) && !fuses(16, 256) && !fuses(1, 8) && !fuses(1, 256));
+        // From D = 512 a single row fuses too.
+        assert!(fuses(1, 512));
     }
 }
