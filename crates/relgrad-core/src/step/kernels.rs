@@ -1,0 +1,317 @@
+//! The fused step's kernels: dot products of weight rows with the batch's rows, the rows
+//! of the relative gradient, the optimizer's update of a row, and software prefetches.
+//! Everything here is `#[inline(always)]` into the caller's `vectorized` closure, so it is
+//! compiled once per instruction-set level (see [`crate::simd`]).
+
+use crate::matrix::MatRef;
+use crate::optim::Update;
+use crate::scalar::Scalar;
+use crate::simd::{dot, madd};
+use crate::workspace::finite_check;
+
+/// Elements per vector accumulator (one AVX-512 register of `f32`).
+const LANES: usize = 16;
+
+/// Row `k` of `y` below `y.rows()`, of `delta` from there.
+#[inline(always)]
+pub(super) fn pick<'a, T: Scalar>(y: MatRef<'a, T>, delta: MatRef<'a, T>, k: usize) -> &'a [T] {
+    let n = y.rows();
+    if k < n {
+        y.row(k)
+    } else {
+        delta.row(k - n)
+    }
+}
+
+/// The optimizer's update of the weight row `wi` along `r` with the next rows of its
+/// state; returns [`finite_check`] of `r`.
+#[inline(always)]
+pub(super) fn update<'s, T: Scalar>(
+    rule: &Update<T>,
+    wi: &mut [T],
+    r: &[T],
+    m_rows: &mut impl Iterator<Item = &'s mut [T]>,
+    v_rows: &mut impl Iterator<Item = &'s mut [T]>,
+) -> T {
+    let mi = m_rows.next().unwrap_or_default();
+    let vi = v_rows.next().unwrap_or_default();
+    rule.apply(wi, r, mi, vi);
+    finite_check(r)
+}
+
+/// The dot products of four weight rows `w` with two rows `v` (each at least as long),
+/// in `LANES` partial sums each: `[[w_0 . v_0, w_0 . v_1], ...]`.
+#[inline(always)]
+pub(super) fn dots_4x2<T: Scalar>(fma: bool, w: [&[T]; 4], v: [&[T]; 2]) -> [[T; 2]; 4] {
+    let d = w[0].len();
+    let [w0, w1, w2, w3] = w.map(|r| &r[..d]);
+    let [v0, v1] = v.map(|r| &r[..d]);
+    let z = [T::zero(); LANES];
+    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
+    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+    let chunks = w0
+        .chunks_exact(LANES)
+        .zip(w1.chunks_exact(LANES))
+        .zip(w2.chunks_exact(LANES))
+        .zip(w3.chunks_exact(LANES))
+        .zip(v0.chunks_exact(LANES))
+        .zip(v1.chunks_exact(LANES));
+    for (((((x0, x1), x2), x3), y0), y1) in chunks {
+        for k in 0..LANES {
+            a00[k] = madd(fma, x0[k], y0[k], a00[k]);
+            a01[k] = madd(fma, x0[k], y1[k], a01[k]);
+            a10[k] = madd(fma, x1[k], y0[k], a10[k]);
+            a11[k] = madd(fma, x1[k], y1[k], a11[k]);
+            a20[k] = madd(fma, x2[k], y0[k], a20[k]);
+            a21[k] = madd(fma, x2[k], y1[k], a21[k]);
+            a30[k] = madd(fma, x3[k], y0[k], a30[k]);
+            a31[k] = madd(fma, x3[k], y1[k], a31[k]);
+        }
+    }
+    let mut out = [
+        [sum_lanes(&a00), sum_lanes(&a01)],
+        [sum_lanes(&a10), sum_lanes(&a11)],
+        [sum_lanes(&a20), sum_lanes(&a21)],
+        [sum_lanes(&a30), sum_lanes(&a31)],
+    ];
+    let wr = [w0, w1, w2, w3];
+    for j in d - d % LANES..d {
+        for q in 0..4 {
+            out[q][0] = madd(fma, wr[q][j], v0[j], out[q][0]);
+            out[q][1] = madd(fma, wr[q][j], v1[j], out[q][1]);
+        }
+    }
+    out
+}
+
+/// [`combine`] for four weight rows at once, into the four rows of `r` (`4 x D`): every
+/// chunk of a row of `delta` is loaded once for the four.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `b` indexes the four rows of `u` and `delta` alike
+pub(super) fn combine_4<T: Scalar>(
+    fma: bool,
+    w: [&[T]; 4],
+    u: [&[T]; 4],
+    delta: MatRef<'_, T>,
+    r: &mut [T],
+) {
+    let d = w[0].len();
+    let n = u[0].len();
+    let (r0, rest) = r.split_at_mut(d);
+    let (r1, rest) = rest.split_at_mut(d);
+    let (r2, r3) = rest.split_at_mut(d);
+    let full = d - d % LANES;
+    let mut c = 0;
+    // Two chunks per pass over `b`: each broadcast of `u` serves both.
+    while c + 2 * LANES <= full {
+        let chunk = |row: &[T], at: usize| -> [T; LANES] {
+            row[at..at + LANES].try_into().expect("LANES long")
+        };
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            chunk(w[0], c),
+            chunk(w[1], c),
+            chunk(w[2], c),
+            chunk(w[3], c),
+        );
+        let e = c + LANES;
+        let (mut b0, mut b1, mut b2, mut b3) = (
+            chunk(w[0], e),
+            chunk(w[1], e),
+            chunk(w[2], e),
+            chunk(w[3], e),
+        );
+        for b in 0..n {
+            let x: &[T] = &delta.row(b)[c..c + 2 * LANES];
+            let (x, y) = x.split_at(LANES);
+            let (u0, u1, u2, u3) = (u[0][b], u[1][b], u[2][b], u[3][b]);
+            for k in 0..LANES {
+                a0[k] = madd(fma, u0, x[k], a0[k]);
+                a1[k] = madd(fma, u1, x[k], a1[k]);
+                a2[k] = madd(fma, u2, x[k], a2[k]);
+                a3[k] = madd(fma, u3, x[k], a3[k]);
+                b0[k] = madd(fma, u0, y[k], b0[k]);
+                b1[k] = madd(fma, u1, y[k], b1[k]);
+                b2[k] = madd(fma, u2, y[k], b2[k]);
+                b3[k] = madd(fma, u3, y[k], b3[k]);
+            }
+        }
+        for (rq, (a, b)) in [&mut *r0, &mut *r1, &mut *r2, &mut *r3].into_iter().zip([
+            (a0, b0),
+            (a1, b1),
+            (a2, b2),
+            (a3, b3),
+        ]) {
+            rq[c..e].copy_from_slice(&a);
+            rq[e..e + LANES].copy_from_slice(&b);
+        }
+        c += 2 * LANES;
+    }
+    while c < full {
+        let mut a0: [T; LANES] = w[0][c..c + LANES].try_into().expect("LANES long");
+        let mut a1: [T; LANES] = w[1][c..c + LANES].try_into().expect("LANES long");
+        let mut a2: [T; LANES] = w[2][c..c + LANES].try_into().expect("LANES long");
+        let mut a3: [T; LANES] = w[3][c..c + LANES].try_into().expect("LANES long");
+        for b in 0..n {
+            let x: &[T] = &delta.row(b)[c..c + LANES];
+            let (u0, u1, u2, u3) = (u[0][b], u[1][b], u[2][b], u[3][b]);
+            for k in 0..LANES {
+                a0[k] = madd(fma, u0, x[k], a0[k]);
+                a1[k] = madd(fma, u1, x[k], a1[k]);
+                a2[k] = madd(fma, u2, x[k], a2[k]);
+                a3[k] = madd(fma, u3, x[k], a3[k]);
+            }
+        }
+        r0[c..c + LANES].copy_from_slice(&a0);
+        r1[c..c + LANES].copy_from_slice(&a1);
+        r2[c..c + LANES].copy_from_slice(&a2);
+        r3[c..c + LANES].copy_from_slice(&a3);
+        c += LANES;
+    }
+    for (q, rq) in [r0, r1, r2, r3].into_iter().enumerate() {
+        for j in full..d {
+            let mut acc = w[q][j];
+            for b in 0..n {
+                acc = madd(fma, u[q][b], delta.row(b)[j], acc);
+            }
+            rq[j] = acc;
+        }
+    }
+}
+
+/// `out[k] = w . row(k)` for every `k < out.len()`, four rows at a time so that each
+/// chunk of `w` is loaded once per four and their sums run side by side.
+#[inline(always)]
+pub(super) fn many_dots<'a, T: Scalar>(
+    fma: bool,
+    w: &[T],
+    row: &impl Fn(usize) -> &'a [T],
+    out: &mut [T],
+) {
+    let count = out.len();
+    let mut k = 0;
+    while k + 4 <= count {
+        let sums = dots4(fma, w, [row(k), row(k + 1), row(k + 2), row(k + 3)]);
+        out[k..k + 4].copy_from_slice(&sums);
+        k += 4;
+    }
+    while k < count {
+        out[k] = dot(fma, w, row(k));
+        k += 1;
+    }
+}
+
+/// The dot products of `w` with four rows (each at least as long as `w`), in `LANES`
+/// partial sums each.
+#[inline(always)]
+fn dots4<T: Scalar>(fma: bool, w: &[T], rows: [&[T]; 4]) -> [T; 4] {
+    let d = w.len();
+    let [r0, r1, r2, r3] = rows.map(|r| &r[..d]);
+    let mut a0 = [T::zero(); LANES];
+    let mut a1 = [T::zero(); LANES];
+    let mut a2 = [T::zero(); LANES];
+    let mut a3 = [T::zero(); LANES];
+    let chunks = w
+        .chunks_exact(LANES)
+        .zip(r0.chunks_exact(LANES))
+        .zip(r1.chunks_exact(LANES))
+        .zip(r2.chunks_exact(LANES))
+        .zip(r3.chunks_exact(LANES));
+    for ((((x, y0), y1), y2), y3) in chunks {
+        for k in 0..LANES {
+            a0[k] = madd(fma, x[k], y0[k], a0[k]);
+            a1[k] = madd(fma, x[k], y1[k], a1[k]);
+            a2[k] = madd(fma, x[k], y2[k], a2[k]);
+            a3[k] = madd(fma, x[k], y3[k], a3[k]);
+        }
+    }
+    let full = d - d % LANES;
+    let mut out = [
+        sum_lanes(&a0),
+        sum_lanes(&a1),
+        sum_lanes(&a2),
+        sum_lanes(&a3),
+    ];
+    for j in full..d {
+        out[0] = madd(fma, w[j], r0[j], out[0]);
+        out[1] = madd(fma, w[j], r1[j], out[1]);
+        out[2] = madd(fma, w[j], r2[j], out[2]);
+        out[3] = madd(fma, w[j], r3[j], out[3]);
+    }
+    out
+}
+
+/// The sum of one accumulator's lanes, pairwise.
+#[inline(always)]
+fn sum_lanes<T: Scalar>(a: &[T; LANES]) -> T {
+    let mut h = *a;
+    let mut width = LANES / 2;
+    while width > 0 {
+        for k in 0..width {
+            h[k] += h[k + width];
+        }
+        width /= 2;
+    }
+    h[0]
+}
+
+/// `r = w + sum_b u_b delta_b` (the row of the relative gradient): `r` stays in the L1
+/// cache while the rows of `delta` are added to it two at a time.
+#[inline(always)]
+pub(super) fn combine<T: Scalar>(fma: bool, w: &[T], u: &[T], delta: MatRef<'_, T>, r: &mut [T]) {
+    let d = r.len();
+    r.copy_from_slice(&w[..d]);
+    let mut b = 0;
+    while b + 2 <= u.len() {
+        let (u0, u1) = (u[b], u[b + 1]);
+        let (d0, d1) = (&delta.row(b)[..d], &delta.row(b + 1)[..d]);
+        for ((ri, &x0), &x1) in r.iter_mut().zip(d0).zip(d1) {
+            *ri = madd(fma, u1, x1, madd(fma, u0, x0, *ri));
+        }
+        b += 2;
+    }
+    if b < u.len() {
+        let u0 = u[b];
+        for (ri, &x0) in r.iter_mut().zip(&delta.row(b)[..d]) {
+            *ri = madd(fma, u0, x0, *ri);
+        }
+    }
+}
+
+/// Software prefetches of parts of a few equally indexed buffers (a weight and its
+/// optimizer state) into the L2 cache. A prefetch is a hint, never a memory access: the
+/// addresses are kept only as numbers and each is checked against its buffer's length.
+pub(super) struct Prefetch {
+    /// Each buffer's start address, length in bytes, and element size.
+    bufs: [(usize, usize); 3],
+    elem: usize,
+}
+
+impl Prefetch {
+    pub(super) fn new<T>(bufs: [&[T]; 3]) -> Self {
+        Prefetch {
+            bufs: bufs.map(|b| (b.as_ptr() as usize, core::mem::size_of_val(b))),
+            elem: core::mem::size_of::<T>(),
+        }
+    }
+
+    /// Prefetches elements `start..end` of every buffer (as far as each reaches).
+    #[inline(always)]
+    pub(super) fn fetch(&self, start: usize, end: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for &(base, bytes) in &self.bufs {
+            let (from, to) = ((start * self.elem).min(bytes), (end * self.elem).min(bytes));
+            let mut at = from;
+            while at < to {
+                // SAFETY: `_mm_prefetch` only hints the cache; it never faults and reads
+                // nothing into the program, and the address lies inside the buffer.
+                unsafe {
+                    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                    _mm_prefetch::<_MM_HINT_T1>((base + at) as *const i8);
+                }
+                at += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (start, end);
+    }
+}
