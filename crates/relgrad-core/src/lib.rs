@@ -19,7 +19,7 @@
 //! | base densities | [`density`] |
 //! | the invertible MLP: `forward`, `log_prob`, `inverse`, `sample` | [`mlp`] |
 //! | initialisations | [`init`] |
-//! | relative and naive gradients | [`gradient`] |
+//! | relative and naive gradients | [`mod@gradient`] |
 //! | preallocated step buffers | [`workspace`] |
 //! | SGD and Adam | [`optim`] |
 //! | one training step, fused for small batches | [`step`] |

@@ -1,4 +1,5 @@
-//! The training step: one relative-gradient step of the optimizer, fused for small batches.
+//! The training step: the update direction and the optimizer's update of every
+//! parameter, fused into one pass over the weights for small batches.
 //!
 //! [`train_step`] is what the trainer runs once per batch. For the relative gradient on one
 //! process with a batch small against `D` ([`fuses`]) it runs the **fused** step:
@@ -7,19 +8,22 @@
 //! 1. takes the `2B` dot products of `w_i` with the rows of `Y` and of `Delta` (the
 //!    latter are column `i` of `Delta W^T`, the next layer's backward signal);
 //! 2. forms the row of the direction, `r_i = sum_b (w_i . y_b) delta_b + w_i`, which is
-//!    row `i` of `W (Y^T Delta) + W` (the relative gradient, see [`crate::gradient`]);
+//!    row `i` of `W (Y^T Delta) + W` (the relative gradient, see [`mod@crate::gradient`]);
 //! 3. hands `r_i` at once to the optimizer's update of `w_i` and its moments.
 //!
-//! So each weight and its optimizer state cross the memory bus once per step after the
+//! So each weight and its optimizer state are read and written once per step after the
 //! forward pass, and the `D x D` direction is never written out: with `B = 10` and
 //! `D = 784` the library's products (`k = B`) would read `W` three times more and write
 //! and re-read the direction. The dot products and sums run in this crate's vector
-//! kernels on rows that stay in the L1 and L2 caches, and the rows are shared between
-//! the backend's threads ([`Backend::parts`]). Otherwise (larger batches, where the
-//! library's products are faster, the naive gradient, data-parallel training, whose
-//! direction is summed across processes first) the step is the unfused one: [`crate::gradient::gradient`] into
-//! [`Workspace::grad`], then [`OptimizerState::step`]. Both compute the same direction up
-//! to the order of the sums; the conformance suite holds them together.
+//! kernels (`step/kernels.rs`) on rows that stay in the L1 and L2 caches, and the rows are
+//! shared between the backend's threads ([`Backend::parts`]).
+//!
+//! Otherwise the step is the unfused one: [`crate::gradient::gradient`] into
+//! [`Workspace::grad`], then [`OptimizerState::step`]. That is for larger batches, where
+//! the library's products are faster, for the naive gradient, and for data-parallel
+//! training, whose direction is summed across processes before the update. Both steps
+//! compute the same direction up to the order of the sums; the conformance suite holds
+//! them together.
 
 mod kernels;
 

@@ -19,7 +19,7 @@
 //! holds a replica of the model and a [`Shard`] of the training (and validation) rows.
 //! All draw the same shuffle of the whole set, so a step's global batch is the one a
 //! single process would take; each process forms its rows' share of the update direction
-//! ([`partial_gradient`]), one reduction of a single packed buffer per step adds the
+//! ([`crate::gradient::partial_gradient`]), one reduction of a single packed buffer per step adds the
 //! shares, and every process applies the same optimizer step. Log-likelihoods are summed
 //! the same way, so early stopping and divergence are decided identically everywhere.
 //! A stop asked for by a callback on any process is passed along with the next step's
