@@ -2,8 +2,10 @@
 //! parameter and moment), unfused (the direction into the workspace, then the optimizer)
 //! against fused (one pass over each weight and its state, see `relgrad::step`), with
 //! SGD with momentum and with Adam, at the paper's MNIST batch size `B = 10`, `L = 2`,
-//! f32, on the default backend with its automatic threading. `relgrad bench --step` adds
-//! the memory floor and any batch size.
+//! f32, on the default backend with its automatic threading; and the memory floor of each
+//! optimizer's step: one pass that reads and writes the parameters and the optimizer's
+//! state (`floor_sgd`, `floor_adam`), on one core. `relgrad bench --step` adds any batch
+//! size and the floor on all cores.
 //!
 //! Run with `cargo bench --bench step`; limit sizes with `RELGRAD_BENCH_DIMS=64,784`.
 
@@ -42,6 +44,14 @@ fn bench(c: &mut Criterion) {
         group.sample_size(if slow { 10 } else { 30 });
         group.measurement_time(Duration::from_secs(if slow { 8 } else { 3 }));
         group.warm_up_time(Duration::from_secs(1));
+        for (opt_name, buffers) in [("sgd", 2), ("adam", 3)] {
+            // Parameters and state (the moments), each read and written once.
+            let mut bufs: Vec<Vec<f32>> = (0..buffers)
+                .map(|_| vec![1.0; model.n_parameters()])
+                .collect();
+            let id = BenchmarkId::new(format!("floor_{opt_name}"), d);
+            group.bench_with_input(id, &d, |bch, _| bch.iter(|| stream(black_box(&mut bufs))));
+        }
         for (opt_name, opt) in [("sgd", sgd), ("adam", adam)] {
             // A tiny learning rate keeps the parameters in place.
             let mut state = OptimizerState::new(opt, &model);
@@ -59,6 +69,28 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// Reads and writes every element of `bufs` once (`p += c m`, `m *= c'`, ...): an
+/// optimizer update's traffic without its arithmetic.
+fn stream(bufs: &mut [Vec<f32>]) {
+    let (c, half) = (1e-30f32, 0.5f32);
+    match bufs {
+        [p, m] => {
+            for (x, y) in p.iter_mut().zip(m.iter_mut()) {
+                *x += c * *y;
+                *y *= half;
+            }
+        }
+        [p, m, v] => {
+            for ((x, y), z) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                *x += c * *y + c * *z;
+                *y *= half;
+                *z *= half;
+            }
+        }
+        _ => unreachable!("parameters with one or two state buffers"),
+    }
 }
 
 criterion_group!(benches, bench);
