@@ -67,13 +67,6 @@ impl<T: Scalar> Gradient<T> {
         let w = self.weights.iter().map(|m| m.as_slice());
         w.chain(self.biases.iter().map(|b| &b[..])).all(all_finite)
     }
-
-    /// The largest absolute entry.
-    pub fn max_abs(&self) -> T {
-        let w = self.weights.iter().flat_map(|m| m.as_slice().iter());
-        let b = self.biases.iter().flat_map(|v| v.iter());
-        w.chain(b).fold(T::zero(), |acc, &v| acc.max(v.abs()))
-    }
 }
 
 /// Buffers for forward and backward passes over batches of up to `capacity` rows.

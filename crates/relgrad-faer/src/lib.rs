@@ -7,9 +7,10 @@
 //! all threads, because starting threads costs more than it saves below about
 //! `10^7` multiply-adds (`D` about 300 at `B = 100`) on the two-core machines this was
 //! tuned on (see `docs/benchmarks.md`). Skinny products that stream a weight larger than
-//! one core's cache (`B = 10` against `D >= 512`) use threads from `2 x 10^6`. The same rule splits core's own loops (the fused training
-//! step's pass over the weights) through `Backend::parts` and `Backend::join`, on the
-//! rayon thread pool that faer's products use.
+//! one core's cache (`B = 10` against `D >= 512`) use threads from `2 x 10^6`. The
+//! `10^7` rule also splits core's own loops (the fused training step's pass over the
+//! weights) through `Backend::parts` and `Backend::join`, on the rayon thread pool that
+//! faer's products use.
 
 use dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::lu::partial_pivoting::{factor, inverse, solve};
@@ -67,11 +68,11 @@ impl Faer {
     fn par_product(&self, dims: GemmDims) -> Par {
         let largest = (dims.m * dims.k).max(dims.k * dims.n).max(dims.m * dims.n);
         let work = dims.work();
-        let skinny =
-            largest >= AUTO_PARALLEL_LARGE_OPERAND && work >= AUTO_PARALLEL_SKINNY_MIN_FLOPS;
-        match self.threads {
-            Threads::Auto if skinny => self.par(AUTO_PARALLEL_MIN_FLOPS),
-            _ => self.par(work),
+        if largest >= AUTO_PARALLEL_LARGE_OPERAND && work >= AUTO_PARALLEL_SKINNY_MIN_FLOPS {
+            // Counted as a product large enough for threads.
+            self.par(work.max(AUTO_PARALLEL_MIN_FLOPS))
+        } else {
+            self.par(work)
         }
     }
 

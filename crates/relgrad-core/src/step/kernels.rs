@@ -6,7 +6,7 @@
 use crate::matrix::MatRef;
 use crate::optim::Update;
 use crate::scalar::Scalar;
-use crate::simd::{dot, madd};
+use crate::simd::madd;
 use crate::workspace::finite_check;
 
 /// Elements per vector accumulator (one AVX-512 register of `f32`).
@@ -84,8 +84,9 @@ pub(super) fn dots_4x2<T: Scalar>(fma: bool, w: [&[T]; 4], v: [&[T]; 2]) -> [[T;
     out
 }
 
-/// [`combine`] for four weight rows at once, into the four rows of `r` (`4 x D`): every
-/// chunk of a row of `delta` is loaded once for the four.
+/// `r_q = w_q + sum_b u_q[b] delta_b` (rows of the relative gradient) for four weight
+/// rows at once, into the four rows of `r` (`4 x D`): every chunk of a row of `delta` is
+/// loaded once for the four.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // `b` indexes the four rows of `u` and `delta` alike
 pub(super) fn combine_4<T: Scalar>(
@@ -178,68 +179,6 @@ pub(super) fn combine_4<T: Scalar>(
     }
 }
 
-/// `out[k] = w . row(k)` for every `k < out.len()`, four rows at a time so that each
-/// chunk of `w` is loaded once per four and their sums run side by side.
-#[inline(always)]
-pub(super) fn many_dots<'a, T: Scalar>(
-    fma: bool,
-    w: &[T],
-    row: &impl Fn(usize) -> &'a [T],
-    out: &mut [T],
-) {
-    let count = out.len();
-    let mut k = 0;
-    while k + 4 <= count {
-        let sums = dots4(fma, w, [row(k), row(k + 1), row(k + 2), row(k + 3)]);
-        out[k..k + 4].copy_from_slice(&sums);
-        k += 4;
-    }
-    while k < count {
-        out[k] = dot(fma, w, row(k));
-        k += 1;
-    }
-}
-
-/// The dot products of `w` with four rows (each at least as long as `w`), in `LANES`
-/// partial sums each.
-#[inline(always)]
-fn dots4<T: Scalar>(fma: bool, w: &[T], rows: [&[T]; 4]) -> [T; 4] {
-    let d = w.len();
-    let [r0, r1, r2, r3] = rows.map(|r| &r[..d]);
-    let mut a0 = [T::zero(); LANES];
-    let mut a1 = [T::zero(); LANES];
-    let mut a2 = [T::zero(); LANES];
-    let mut a3 = [T::zero(); LANES];
-    let chunks = w
-        .chunks_exact(LANES)
-        .zip(r0.chunks_exact(LANES))
-        .zip(r1.chunks_exact(LANES))
-        .zip(r2.chunks_exact(LANES))
-        .zip(r3.chunks_exact(LANES));
-    for ((((x, y0), y1), y2), y3) in chunks {
-        for k in 0..LANES {
-            a0[k] = madd(fma, x[k], y0[k], a0[k]);
-            a1[k] = madd(fma, x[k], y1[k], a1[k]);
-            a2[k] = madd(fma, x[k], y2[k], a2[k]);
-            a3[k] = madd(fma, x[k], y3[k], a3[k]);
-        }
-    }
-    let full = d - d % LANES;
-    let mut out = [
-        sum_lanes(&a0),
-        sum_lanes(&a1),
-        sum_lanes(&a2),
-        sum_lanes(&a3),
-    ];
-    for j in full..d {
-        out[0] = madd(fma, w[j], r0[j], out[0]);
-        out[1] = madd(fma, w[j], r1[j], out[1]);
-        out[2] = madd(fma, w[j], r2[j], out[2]);
-        out[3] = madd(fma, w[j], r3[j], out[3]);
-    }
-    out
-}
-
 /// The sum of one accumulator's lanes, pairwise.
 #[inline(always)]
 fn sum_lanes<T: Scalar>(a: &[T; LANES]) -> T {
@@ -252,29 +191,6 @@ fn sum_lanes<T: Scalar>(a: &[T; LANES]) -> T {
         width /= 2;
     }
     h[0]
-}
-
-/// `r = w + sum_b u_b delta_b` (the row of the relative gradient): `r` stays in the L1
-/// cache while the rows of `delta` are added to it two at a time.
-#[inline(always)]
-pub(super) fn combine<T: Scalar>(fma: bool, w: &[T], u: &[T], delta: MatRef<'_, T>, r: &mut [T]) {
-    let d = r.len();
-    r.copy_from_slice(&w[..d]);
-    let mut b = 0;
-    while b + 2 <= u.len() {
-        let (u0, u1) = (u[b], u[b + 1]);
-        let (d0, d1) = (&delta.row(b)[..d], &delta.row(b + 1)[..d]);
-        for ((ri, &x0), &x1) in r.iter_mut().zip(d0).zip(d1) {
-            *ri = madd(fma, u1, x1, madd(fma, u0, x0, *ri));
-        }
-        b += 2;
-    }
-    if b < u.len() {
-        let u0 = u[b];
-        for (ri, &x0) in r.iter_mut().zip(&delta.row(b)[..d]) {
-            *ri = madd(fma, u0, x0, *ri);
-        }
-    }
 }
 
 /// Software prefetches of parts of a few equally indexed buffers (a weight and its

@@ -27,7 +27,7 @@
 
 mod kernels;
 
-use kernels::{combine, combine_4, dots_4x2, many_dots, pick, update, Prefetch};
+use kernels::{combine_4, dots_4x2, pick, update, Prefetch};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -285,22 +285,25 @@ fn weight_rows<T: Scalar>(
     let (mut m_rows, mut v_rows) = (m.chunks_exact_mut(d), v.chunks_exact_mut(d));
     let row = |k: usize| pick(y, delta, k);
     let n_rows = w.len() / d;
+    let span = SCRATCH_ROWS * d;
     vectorized(
         #[inline(always)]
         |fma| {
             let mut check = T::zero();
+            let (rows4, dots4) = (&mut r[..span], &mut dots[..SCRATCH_ROWS * count]);
             // Four weight rows at a time: every chunk of `Y` or `Delta` loaded from the
-            // L2 cache serves four rows.
-            let mut blocks = w.chunks_exact_mut(4 * d);
-            for (blk, wb) in (&mut blocks).enumerate() {
-                let (rows4, dots4) = (&mut r[..4 * d], &mut dots[..4 * count]);
+            // L2 cache serves four rows. A last block of fewer rows repeats its last row
+            // to fill the four and keeps only its own results.
+            let mut start = 0;
+            while start < n_rows {
+                let real = (n_rows - start).min(SCRATCH_ROWS);
                 {
-                    let wr: [&[T]; 4] = core::array::from_fn(|q| &wb[q * d..(q + 1) * d]);
-                    let (mut k, span, pairs) = (0, 4 * d, count.div_ceil(2));
+                    let wb = &w[start * d..(start + real) * d];
+                    let wr: [&[T]; 4] = core::array::from_fn(|q| &wb[q.min(real - 1) * d..][..d]);
+                    let (mut k, pairs, at) = (0, count.div_ceil(2), (start + SCRATCH_ROWS) * d);
                     while k < count {
                         // Meanwhile the next block's weights and state move towards the
                         // core, a share per pair, so memory works while the core computes.
-                        let at = (blk + 1) * span;
                         ahead.fetch(at + span * (k / 2) / pairs, at + span * (k / 2 + 1) / pairs);
                         let k1 = (k + 1).min(count - 1);
                         let sums = dots_4x2(fma, wr, [row(k), row(k1)]);
@@ -311,8 +314,8 @@ fn weight_rows<T: Scalar>(
                         k += 2;
                     }
                     if let Some(next) = next.as_deref_mut() {
-                        for q in 0..4 {
-                            let i = 4 * blk + q;
+                        for q in 0..real {
+                            let i = start + q;
                             next[i * n..(i + 1) * n]
                                 .copy_from_slice(&dots4[q * count + n..(q + 1) * count]);
                         }
@@ -320,21 +323,11 @@ fn weight_rows<T: Scalar>(
                     let u: [&[T]; 4] = core::array::from_fn(|q| &dots4[q * count..][..n]);
                     combine_4(fma, wr, u, delta, rows4);
                 }
+                let wb = &mut w[start * d..(start + real) * d];
                 for (wi, ri) in wb.chunks_exact_mut(d).zip(rows4.chunks_exact(d)) {
                     check += update(rule, wi, ri, &mut m_rows, &mut v_rows);
                 }
-            }
-            let tail = blocks.into_remainder();
-            let first = 4 * (n_rows / 4);
-            for (j, wi) in tail.chunks_exact_mut(d).enumerate() {
-                let (ri, dots) = (&mut r[..d], &mut dots[..count]);
-                many_dots(fma, wi, &row, dots);
-                if let Some(next) = next.as_deref_mut() {
-                    let i = first + j;
-                    next[i * n..(i + 1) * n].copy_from_slice(&dots[n..count]);
-                }
-                combine(fma, wi, &dots[..n], delta, ri);
-                check += update(rule, wi, ri, &mut m_rows, &mut v_rows);
+                start += real;
             }
             check
         },

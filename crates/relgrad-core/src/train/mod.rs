@@ -19,8 +19,8 @@
 //! holds a replica of the model and a [`Shard`] of the training (and validation) rows.
 //! All draw the same shuffle of the whole set, so a step's global batch is the one a
 //! single process would take; each process forms its rows' share of the update direction
-//! ([`crate::gradient::partial_gradient`]), one reduction of a single packed buffer per step adds the
-//! shares, and every process applies the same optimizer step. Log-likelihoods are summed
+//! ([`crate::gradient::partial_gradient`]), one reduction of a single packed buffer per
+//! step adds the shares, and every process applies the same optimizer step. Log-likelihoods are summed
 //! the same way, so early stopping and divergence are decided identically everywhere.
 //! A stop asked for by a callback on any process is passed along with the next step's
 //! reduction (or at the end of the epoch), and every process stops at the same step.
@@ -529,11 +529,11 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             for step in 0..steps_per_epoch {
                 let span = step * bs..n.min((step + 1) * bs);
                 let k = span.len();
-                if self.comm.size() == 1 {
+                let finite = if self.comm.size() == 1 {
                     for (dst, &src) in self.order[span].iter().enumerate() {
                         self.batch.row_mut(dst).copy_from_slice(train.row(src));
                     }
-                    let finite = train_step(
+                    train_step(
                         self.config.gradient,
                         self.config.step,
                         model,
@@ -541,20 +541,20 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
                         self.batch.top(k),
                         &mut self.ws,
                         &mut self.state,
-                    )?;
-                    if !finite {
-                        bad_step = true;
-                        break;
-                    }
+                    )?
                 } else {
                     if self.distributed_direction(model, train, span)? {
                         return Ok(false);
                     }
-                    if !self.ws.grad.is_finite() {
-                        bad_step = true;
-                        break;
+                    let finite = self.ws.grad.is_finite();
+                    if finite {
+                        self.state.step(model, &self.ws.grad);
                     }
-                    self.state.step(model, &self.ws.grad);
+                    finite
+                };
+                if !finite {
+                    bad_step = true;
+                    break;
                 }
                 let event = TrainEvent::Step {
                     epoch,
