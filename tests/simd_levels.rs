@@ -113,7 +113,17 @@ fn every_simd_level_gives_the_same_gradients_and_log_densities() {
     // (the gradient, then the optimizer) at that level, in f64 and f32.
     for &level in &levels {
         assert_eq!(cap_simd_level(level), level);
-        for (d, b, bias) in [(7, 2, true), (17, 3, false), (40, 5, true), (64, 1, true)] {
+        // 117 and 181 columns: every kind of chunk of the wide AVX-512 kernels (four, two
+        // and one of 16 lanes, and a tail); 5 and 7 rows: partly filled groups of four.
+        let shapes = [
+            (7, 2, true),
+            (17, 3, false),
+            (40, 5, true),
+            (64, 1, true),
+            (117, 5, true),
+            (181, 7, false),
+        ];
+        for (d, b, bias) in shapes {
             let case = Case {
                 d,
                 b,

@@ -178,6 +178,13 @@ pub trait Backend<T: Scalar>: Clone + core::fmt::Debug + Send + Sync {
         1
     }
 
+    /// How many threads a product of shape `dims` runs on under this backend's setting,
+    /// as far as the backend can tell (reported by `relgrad bench`). Provided: 1.
+    fn product_threads(&self, dims: GemmDims) -> usize {
+        let _ = dims;
+        1
+    }
+
     /// Runs `a` and `b`, on two threads if the backend has them, and returns both
     /// results. Provided: one after the other on the calling thread.
     fn join<RA: Send, RB: Send>(

@@ -63,6 +63,6 @@ pub use mlp::{InvertibleMlp, Layer};
 pub use optim::{Optimizer, OptimizerState};
 pub use scalar::Scalar;
 pub use simd::{cap_simd_level, simd_level, SimdLevel};
-pub use step::{fuses, train_step, StepPath};
+pub use step::{fuses, pass_parts, train_step, StepPath};
 pub use train::{check_lr_decay, EpochMetrics, Flow, History, TrainConfig, TrainEvent, Trainer};
 pub use workspace::{Gradient, Workspace};

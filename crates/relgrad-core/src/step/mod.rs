@@ -27,7 +27,7 @@
 
 mod kernels;
 
-use kernels::{combine_4, dots_4x2, pick, update, Prefetch};
+use kernels::{combine_4, dots_4x2, dots_4x4, pick, update, Prefetch, Spread, LANES};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ use crate::matrix::MatRef;
 use crate::mlp::InvertibleMlp;
 use crate::optim::{OptimizerState, Update};
 use crate::scalar::Scalar;
-use crate::simd::{madd, vectorized};
+use crate::simd::{madd, simd_level, vectorized, SimdLevel};
 use crate::workspace::{all_finite, Workspace};
 
 /// Weight rows whose directions are formed at a time.
@@ -64,6 +64,23 @@ pub fn fuses(rows: usize, dim: usize) -> bool {
     } else {
         (2..=(dim / 16).min(8)).contains(&rows)
     }
+}
+
+/// Into how many parts (threads) the fused step splits its pass over one layer's weights
+/// for a batch of `rows` rows in dimension `dim`: the pass does `2B` multiply-adds per
+/// weight, `3B` where it also forms the backward signal (`backward`, every layer but the
+/// first), and moves the weight and its state, worth [`STATE_WORK`] more; the backend's
+/// thread rule ([`Backend::parts`]) weighs that sum. At most [`MAX_PARTS`], and whole
+/// blocks of four rows each.
+pub fn pass_parts<T: Scalar, B: Backend<T>>(
+    backend: &B,
+    rows: usize,
+    dim: usize,
+    backward: bool,
+) -> usize {
+    let per_weight = if backward { 3 } else { 2 } * rows + STATE_WORK;
+    let work = per_weight.saturating_mul(dim).saturating_mul(dim);
+    backend.parts(work).clamp(1, MAX_PARTS).min(dim / 4).max(1)
 }
 
 /// How a training step is computed.
@@ -158,10 +175,7 @@ fn fused_step<T: Scalar, B: Backend<T>>(
             next: (l > 0).then_some(&mut ws.prod[..len]),
             scratch: &mut ws.row[..],
         };
-        // The pass does 2B or 3B multiply-adds per weight and moves the weight and its
-        // state, worth about STATE_WORK more: what the backend's thread rule weighs.
-        let work = (if l > 0 { 3 } else { 2 } * n + STATE_WORK) * d * d;
-        let parts = backend.parts(work).clamp(1, MAX_PARTS).min(d / 4).max(1);
+        let parts = pass_parts(backend, n, d, l > 0);
         check_sum += in_parts(backend, parts, &rule, y, delta, part);
         if use_bias {
             let (m, v) = state.slot_mut(2 * l + 1);
@@ -263,7 +277,34 @@ fn in_parts<T: Scalar, B: Backend<T>>(
 /// `next`), its direction `r = sum_b (w_i . y_b) delta_b + w_i`, and the optimizer's
 /// update of the row and of its state. Returns the sum of `0 r` over all rows: zero
 /// unless the direction had a non-finite entry.
+///
+/// The kernels' register tiles follow the instruction set in use: in `f32` under
+/// AVX-512 (32 registers of 16 lanes) dot products with four rows of `Y` or `Delta` at
+/// a time and four chunks of a direction row per pass over the batch, otherwise (16
+/// registers, or accumulators of two registers) two of each.
 fn weight_rows<T: Scalar>(
+    rule: &Update<T>,
+    y: MatRef<'_, T>,
+    delta: MatRef<'_, T>,
+    part: Rows<'_, T>,
+) -> T {
+    let wide = simd_level() == SimdLevel::Avx512 && core::mem::size_of::<T>() == 4;
+    vectorized(
+        #[inline(always)]
+        |fma| {
+            if wide {
+                tiled::<T, true>(fma, rule, y, delta, part)
+            } else {
+                tiled::<T, false>(fma, rule, y, delta, part)
+            }
+        },
+    )
+}
+
+/// [`weight_rows`], with the wide tiles if `WIDE`.
+#[inline(always)]
+fn tiled<T: Scalar, const WIDE: bool>(
+    fma: bool,
     rule: &Update<T>,
     y: MatRef<'_, T>,
     delta: MatRef<'_, T>,
@@ -279,59 +320,76 @@ fn weight_rows<T: Scalar>(
     let d = delta.cols();
     let n = y.rows();
     let count = if next.is_some() { 2 * n } else { n };
-    let (r, dots) = scratch.split_at_mut(SCRATCH_ROWS * d);
+    let (r, dots4) = scratch.split_at_mut(SCRATCH_ROWS * d);
+    let (rows4, dots4) = (
+        &mut r[..SCRATCH_ROWS * d],
+        &mut dots4[..SCRATCH_ROWS * count],
+    );
     let ahead = Prefetch::new([&*w, &*m, &*v]);
     // One row of each state buffer per weight row (none where the rule keeps none).
     let (mut m_rows, mut v_rows) = (m.chunks_exact_mut(d), v.chunks_exact_mut(d));
-    let row = |k: usize| pick(y, delta, k);
     let n_rows = w.len() / d;
     let span = SCRATCH_ROWS * d;
-    vectorized(
-        #[inline(always)]
-        |fma| {
-            let mut check = T::zero();
-            let (rows4, dots4) = (&mut r[..span], &mut dots[..SCRATCH_ROWS * count]);
-            // Four weight rows at a time: every chunk of `Y` or `Delta` loaded from the
-            // L2 cache serves four rows. A last block of fewer rows repeats its last row
-            // to fill the four and keeps only its own results.
-            let mut start = 0;
-            while start < n_rows {
-                let real = (n_rows - start).min(SCRATCH_ROWS);
-                {
-                    let wb = &w[start * d..(start + real) * d];
-                    let wr: [&[T]; 4] = core::array::from_fn(|q| &wb[q.min(real - 1) * d..][..d]);
-                    let (mut k, pairs, at) = (0, count.div_ceil(2), (start + SCRATCH_ROWS) * d);
-                    while k < count {
-                        // Meanwhile the next block's weights and state move towards the
-                        // core, a share per pair, so memory works while the core computes.
-                        ahead.fetch(at + span * (k / 2) / pairs, at + span * (k / 2 + 1) / pairs);
-                        let k1 = (k + 1).min(count - 1);
-                        let sums = dots_4x2(fma, wr, [row(k), row(k1)]);
-                        for (q, s) in sums.iter().enumerate() {
-                            dots4[q * count + k] = s[0];
-                            dots4[q * count + k1] = s[1];
+    let per = if WIDE { 4 } else { 2 };
+    let groups = count.div_ceil(per);
+    let mut check = T::zero();
+    // Four weight rows at a time: every chunk of `Y` or `Delta` loaded from the L2 cache
+    // serves four rows. A last block of fewer rows repeats its last row to fill the four
+    // and keeps only its own results; so does a last group of fewer dot products.
+    let mut start = 0;
+    while start < n_rows {
+        let real = (n_rows - start).min(SCRATCH_ROWS);
+        {
+            let wb = &w[start * d..(start + real) * d];
+            let wr: [&[T]; 4] = core::array::from_fn(|q| &wb[q.min(real - 1) * d..][..d]);
+            let at = (start + SCRATCH_ROWS) * d;
+            for g in 0..groups {
+                // Meanwhile the next block's weights and state move towards the core, a
+                // share per group spread over the group's chunks, so memory works while
+                // the core computes.
+                let (from, to) = (at + span * g / groups, at + span * (g + 1) / groups);
+                let pf = Spread {
+                    ahead: &ahead,
+                    start: from,
+                    end: to,
+                    step: (to - from).div_ceil((d / LANES).max(1)).max(1),
+                };
+                let k = |c: usize| (g * per + c).min(count - 1);
+                if WIDE {
+                    let ks = [k(0), k(1), k(2), k(3)];
+                    let sums = dots_4x4(fma, wr, ks.map(|k| pick(y, delta, k)), pf);
+                    for (q, s) in sums.iter().enumerate() {
+                        for (&k, &x) in ks.iter().zip(s) {
+                            dots4[q * count + k] = x;
                         }
-                        k += 2;
                     }
-                    if let Some(next) = next.as_deref_mut() {
-                        for q in 0..real {
-                            let i = start + q;
-                            next[i * n..(i + 1) * n]
-                                .copy_from_slice(&dots4[q * count + n..(q + 1) * count]);
+                } else {
+                    let ks = [k(0), k(1)];
+                    let sums = dots_4x2(fma, wr, ks.map(|k| pick(y, delta, k)), pf);
+                    for (q, s) in sums.iter().enumerate() {
+                        for (&k, &x) in ks.iter().zip(s) {
+                            dots4[q * count + k] = x;
                         }
                     }
-                    let u: [&[T]; 4] = core::array::from_fn(|q| &dots4[q * count..][..n]);
-                    combine_4(fma, wr, u, delta, rows4);
                 }
-                let wb = &mut w[start * d..(start + real) * d];
-                for (wi, ri) in wb.chunks_exact_mut(d).zip(rows4.chunks_exact(d)) {
-                    check += update(rule, wi, ri, &mut m_rows, &mut v_rows);
-                }
-                start += real;
             }
-            check
-        },
-    )
+            if let Some(next) = next.as_deref_mut() {
+                for q in 0..real {
+                    let i = start + q;
+                    next[i * n..(i + 1) * n]
+                        .copy_from_slice(&dots4[q * count + n..(q + 1) * count]);
+                }
+            }
+            let u: [&[T]; 4] = core::array::from_fn(|q| &dots4[q * count..][..n]);
+            combine_4::<T, WIDE>(fma, wr, u, delta, rows4);
+        }
+        let wb = &mut w[start * d..(start + real) * d];
+        for (wi, ri) in wb.chunks_exact_mut(d).zip(rows4.chunks_exact(d)) {
+            check += update(rule, wi, ri, &mut m_rows, &mut v_rows);
+        }
+        start += real;
+    }
+    check
 }
 
 /// `b` split at `at`, or at its end if shorter (an empty state buffer splits into two).
