@@ -161,6 +161,10 @@ macro_rules! impl_blas {
                 self.threads
             }
 
+            fn product_threads(&self, dims: GemmDims) -> usize {
+                self.threads_for(dims.work())
+            }
+
             fn gemm_kernel(
                 &self,
                 dims: GemmDims,

@@ -146,6 +146,24 @@ impl Default for Nalgebra {
     }
 }
 
+/// The threads `matrixmultiply` gives a product of shape `dims`: `MATMUL_NUM_THREADS`
+/// clamped to `1..=4` as it reads it, once `m k + k n >= 2^15` (its own rule, see the crate
+/// docs), and one thread below that.
+fn matmul_threads(dims: GemmDims) -> usize {
+    static SET: OnceLock<usize> = OnceLock::new();
+    let set = *SET.get_or_init(|| {
+        std::env::var(MATMUL_NUM_THREADS)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(1, |n| n.clamp(1, 4))
+    });
+    if dims.m * dims.k + dims.k * dims.n >= 1 << 15 {
+        set
+    } else {
+        1
+    }
+}
+
 /// A row stride that is valid for BLAS-style stride rules even for a matrix of at most one
 /// row (whose stride [`MatRef`] does not constrain).
 #[inline]
@@ -393,6 +411,10 @@ macro_rules! impl_nalgebra {
 
             fn threads(&self) -> Threads {
                 self.threads
+            }
+
+            fn product_threads(&self, dims: GemmDims) -> usize {
+                matmul_threads(dims)
             }
 
             fn gemm_kernel(
