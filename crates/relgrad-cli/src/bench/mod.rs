@@ -106,6 +106,8 @@ pub struct Measurement {
     pub naive_ms: f64,
     /// Milliseconds of the `4L - 1` products alone.
     pub floor_ms: f64,
+    /// The threads the backend gives the `B x D` by `D x D` product.
+    pub product_threads: usize,
 }
 
 pub(crate) fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
@@ -268,6 +270,7 @@ pub fn measure<T: Scalar, B: Backend<T>>(
         relative_ms: t_rel * 1e3,
         naive_ms: t_naive * 1e3,
         floor_ms: floor * 1e3,
+        product_threads: backend.product_threads(relgrad::GemmDims { m: b, k: d, n: d }),
     })
 }
 

@@ -10,7 +10,13 @@
 //!   parameters and the optimizer's state, each read and written once, and the batch read
 //!   once), at the bandwidth measured by streaming over buffers of those sizes on one
 //!   core and on all cores, whichever is faster (read,
-//!   update, write back: `p += c m`, `m *= c'`, ... once per element).
+//!   update, write back: `p += c m`, `m *= c'`, ... once per element);
+//! - the arithmetic floor: the `(4L - 1) B D^2` multiply-adds of a step (forward,
+//!   backward and direction; the optimizer's few per parameter are left out) at the rate
+//!   the backend's own product reaches on a large square product (`768^3`), with the
+//!   same thread setting. A step is bound by the larger of the two floors;
+//! - the threads the backend gives the step's `B x D` by `D x D` products and the fused
+//!   pass over one layer's weights (what `Threads::Auto` chose).
 //!
 //! Unlike [`super::measure`], which interleaves its items in rounds, each item here runs
 //! alone for its whole time budget, back to back, as steps follow each other in
@@ -22,8 +28,8 @@ use anyhow::{anyhow, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use relgrad::{
-    relative_gradient, train_step, Backend, GradientKind, Optimizer, OptimizerState, Scalar,
-    StepPath, Workspace,
+    pass_parts, relative_gradient, train_step, Backend, GemmDims, GradientKind, Mat, Optimizer,
+    OptimizerState, Scalar, StepPath, Trans, Workspace,
 };
 
 use super::{bench_model, clock, median, random_mat, Timing};
@@ -44,7 +50,26 @@ pub struct StepMeasurement {
     pub bandwidth_gbs: f64,
     /// Milliseconds to move `floor_bytes` at that bandwidth.
     pub floor_ms: f64,
+    /// The backend's multiply-add rate on a `768^3` product, GFLOP/s (two per multiply-add).
+    pub peak_gflops: f64,
+    /// Milliseconds for the step's `(4L - 1) B D^2` multiply-adds at that rate.
+    pub arith_ms: f64,
+    /// The threads the backend gives a `B x D` by `D x D` product.
+    pub product_threads: usize,
+    /// The threads the fused step splits its pass over a layer's weights into (a layer
+    /// that also forms the backward signal).
+    pub pass_threads: usize,
 }
+
+impl StepMeasurement {
+    /// The larger of the two floors, milliseconds: no step can be faster.
+    pub fn bound_ms(&self) -> f64 {
+        self.floor_ms.max(self.arith_ms)
+    }
+}
+
+/// The side of the square product whose rate stands for the backend's peak.
+const PEAK_SIDE: usize = 768;
 
 /// The optimizer's state buffers per parameter: 1 for SGD with momentum, 2 for Adam.
 fn state_buffers(opt: Optimizer) -> usize {
@@ -183,6 +208,9 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
     let all_cores = clock_run(timing, &mut || stream_parallel(&mut bufs, cores));
     // The floor is at the better of one core's and all cores' bandwidth.
     let bandwidth = state_bytes / one_core.min(all_cores);
+    let peak = peak_rate(backend, &mut rng, timing);
+    let madds = ((4 * l - 1) * b * d * d) as f64;
+    let dims = GemmDims { m: b, k: d, n: d };
     Ok(StepMeasurement {
         gradient_ms: grad * 1e3,
         step_ms: step * 1e3,
@@ -190,7 +218,25 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
         floor_bytes,
         bandwidth_gbs: bandwidth / 1e9,
         floor_ms: floor_bytes / bandwidth * 1e3,
+        peak_gflops: 2.0 * peak / 1e9,
+        arith_ms: madds / peak * 1e3,
+        product_threads: backend.product_threads(dims),
+        pass_threads: pass_parts(backend, b, d, l > 1),
     })
+}
+
+/// Multiply-adds per second of `backend`'s product of two `PEAK_SIDE`-square matrices
+/// (the median of back-to-back runs).
+fn peak_rate<T: Scalar, B: Backend<T>>(backend: &B, rng: &mut StdRng, timing: Timing) -> f64 {
+    let a = random_mat::<T>(PEAK_SIDE, PEAK_SIDE, rng);
+    let bm = random_mat::<T>(PEAK_SIDE, PEAK_SIDE, rng);
+    let mut c = Mat::<T>::zeros(PEAK_SIDE, PEAK_SIDE);
+    let (one, zero) = (T::one(), T::zero());
+    let t = clock_run(timing, &mut || {
+        let (a, bm) = (a.as_ref(), bm.as_ref());
+        backend.gemm(one, a, Trans::No, bm, Trans::No, zero, c.as_mut())
+    });
+    (PEAK_SIDE * PEAK_SIDE * PEAK_SIDE) as f64 / t
 }
 
 #[cfg(test)]
@@ -212,7 +258,12 @@ mod tests {
             )
             .unwrap();
             assert!(m.step_ms > 0.0 && m.gradient_ms > 0.0 && m.floor_ms > 0.0);
-            assert!(m.fused_ms > 0.0);
+            assert!(m.fused_ms > 0.0 && m.peak_gflops > 0.0);
+            // Seven products of 4 x 8 by 8 x 8 at the measured rate.
+            let seven = 7.0 * 4.0 * 64.0 * 2.0 / (m.peak_gflops * 1e9) * 1e3;
+            assert!((m.arith_ms - seven).abs() <= 1e-9 * seven);
+            assert_eq!(m.bound_ms(), m.floor_ms.max(m.arith_ms));
+            assert_eq!((m.product_threads, m.pass_threads), (1, 1));
             // 2 layers of 8 x 9 parameters, f32: (2 + 2k) x 144 x 4 bytes, plus the batch.
             let k = state_buffers(opt) as f64;
             assert_eq!(m.floor_bytes, (2.0 + 2.0 * k) * 144.0 * 4.0 + 32.0 * 4.0);

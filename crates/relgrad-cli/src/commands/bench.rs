@@ -216,9 +216,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !args.json {
         let floor = if args.step {
-            "floor = the parameters' and optimizer state's bytes (read and written once) and the batch's, at the bandwidth of a stream over buffers of those sizes on one core or all, whichever is faster"
+            "floor = the parameters' and optimizer state's bytes (read and written once) and the batch's, at the bandwidth of a stream over buffers of those sizes on one core or all, whichever is faster; arith = the (4L-1) B D^2 multiply-adds at the backend's rate on a 768^3 product (GF/s peak); bound = the larger; used = threads the backend gives a B x D by D x D product / the fused pass over a layer"
         } else {
-            "floor = the 4L-1 products of one evaluation, timed alone"
+            "floor = the 4L-1 products of one evaluation, timed alone; used = threads the backend gives a B x D by D x D product"
         };
         println!(
             "L = {}, each item timed for ~{:.2} s (median); {floor}; {cores} cores; elementwise kernels: {}",
@@ -228,10 +228,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         if args.step {
             println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11} {:>8}",
+                "{:<9} {:<4} {:>7} {:>5} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>11} {:>11} {:>11} {:>8}",
                 "backend",
                 "prec",
                 "threads",
+                "used",
                 "D",
                 "B",
                 "opt",
@@ -240,16 +241,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "fused ms",
                 "floor ms",
                 "GB/s",
+                "arith ms",
+                "GF/s",
                 "step/floor",
                 "fused/floor",
+                "fused/bound",
                 "trainer"
             );
         } else {
             println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
+                "{:<9} {:<4} {:>7} {:>5} {:>6} {:>6} {:>11} {:>12} {:>11} {:>11} {:>10} {:>10}",
                 "backend",
                 "prec",
                 "threads",
+                "used",
                 "D",
                 "B",
                 "gemm GF/s",
@@ -275,6 +280,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 v["relative_ms"] = m.relative_ms.into();
                 v["naive_ms"] = m.naive_ms.into();
                 v["floor_ms"] = m.floor_ms.into();
+                v["product_threads"] = m.product_threads.into();
                 println!("{v}");
             }
             (Measured::Step(opt, m), true) => {
@@ -287,13 +293,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 v["floor_ms"] = m.floor_ms.into();
                 v["floor_bytes"] = m.floor_bytes.into();
                 v["bandwidth_gbs"] = m.bandwidth_gbs.into();
+                v["arith_ms"] = m.arith_ms.into();
+                v["peak_gflops"] = m.peak_gflops.into();
+                v["bound_ms"] = m.bound_ms().into();
+                v["product_threads"] = m.product_threads.into();
+                v["pass_threads"] = m.pass_threads.into();
                 println!("{v}");
             }
             (Measured::Gradient(m), false) => println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:>11.2} {:>12.4} {:>11.4} {:>11.4} {:>10.2} {:>10.2}",
+                "{:<9} {:<4} {:>7} {:>5} {:>6} {:>6} {:>11.2} {:>12.4} {:>11.4} {:>11.4} {:>10.2} {:>10.2}",
                 r.backend,
                 r.precision,
                 r.threads.to_string(),
+                m.product_threads,
                 r.d,
                 r.b,
                 m.gemm_gflops,
@@ -304,10 +316,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 m.naive_ms / m.relative_ms
             ),
             (Measured::Step(opt, m), false) => println!(
-                "{:<9} {:<4} {:>7} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>10.4} {:>8.1} {:>11.2} {:>11.2} {:>8}",
+                "{:<9} {:<4} {:>7} {:>5} {:>6} {:>6} {:<5} {:>11.4} {:>10.4} {:>10.4} {:>10.4} {:>8.1} {:>9.4} {:>8.1} {:>11.2} {:>11.2} {:>11.2} {:>8}",
                 r.backend,
                 r.precision,
                 r.threads.to_string(),
+                format!("{}/{}", m.product_threads, m.pass_threads),
                 r.d,
                 r.b,
                 opt,
@@ -316,8 +329,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 m.fused_ms,
                 m.floor_ms,
                 m.bandwidth_gbs,
+                m.arith_ms,
+                m.peak_gflops,
                 m.step_ms / m.floor_ms,
                 m.fused_ms / m.floor_ms,
+                m.fused_ms / m.bound_ms(),
                 trainer_path(r.b, r.d)
             ),
         }
