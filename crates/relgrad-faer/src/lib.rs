@@ -305,3 +305,35 @@ macro_rules! impl_faer {
 
 impl_faer!(f32);
 impl_faer!(f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(m: usize, k: usize, n: usize) -> GemmDims {
+        GemmDims { m, k, n }
+    }
+
+    #[test]
+    fn products_get_threads_by_the_rule() {
+        let all = available_threads();
+        let auto = Faer::new(Threads::Auto);
+        let threads = |d| <Faer as Backend<f32>>::product_threads(&auto, d);
+        // Below 10^7 multiply-adds one thread: B = 100, D = 192.
+        assert_eq!(threads(dims(100, 192, 192)), 1);
+        // From 10^7 all of them: B = 100, D = 320.
+        assert_eq!(threads(dims(100, 320, 320)), all);
+        // A skinny product that streams a weight of 2^18 or more elements, from 2 x 10^6:
+        // B = 10, D = 512 (2.6 x 10^6), but not B = 4, D = 512 (1.0 x 10^6).
+        assert_eq!(threads(dims(10, 512, 512)), all);
+        assert_eq!(threads(dims(4, 512, 512)), 1);
+        // A fixed setting is what it says, and the fused pass's parts follow the same rule.
+        let two = Faer::new(Threads::Fixed(2));
+        assert_eq!(
+            <Faer as Backend<f64>>::product_threads(&two, dims(1, 1, 1)),
+            2
+        );
+        assert_eq!(<Faer as Backend<f64>>::parts(&auto, 9_999_999), 1);
+        assert_eq!(<Faer as Backend<f64>>::parts(&auto, 10_000_000), all);
+    }
+}
