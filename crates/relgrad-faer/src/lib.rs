@@ -4,12 +4,14 @@
 //!
 //! Parallelism is explicit: [`Faer::new`] takes a [`Threads`] setting. With
 //! [`Threads::Auto`] (the default) small products run sequentially and large ones on
-//! all threads, because starting threads costs more than it saves below about
-//! `10^7` multiply-adds (`D` about 300 at `B = 100`) on the two-core machines this was
-//! tuned on (see `docs/benchmarks.md`). Skinny products that stream a weight larger than
-//! one core's cache (`B = 10` against `D >= 512`) use threads from `2 x 10^6`. The
-//! `10^7` rule also splits core's own loops (the fused training step's pass over the
-//! weights) through `Backend::parts` and `Backend::join`, on the rayon thread pool that
+//! all threads, because handing a product to other threads costs more than it saves
+//! below a few million multiply-adds: from `5 x 10^6` (`D` about 220 at `B = 100`) when
+//! the caller is outside rayon's pool, from `2.5 x 10^6` when it is one of the pool's
+//! workers ([`use_current_thread`]), measured on the two-core machines this was tuned
+//! on (see `docs/benchmarks.md`). Skinny products that stream a weight larger than one
+//! core's cache (`B = 10` against `D >= 512`) use threads from `2 x 10^6`. Core's own
+//! loops (the fused training step's pass over the weights) split through
+//! `Backend::parts` and `Backend::join` from `10^7`, on the rayon thread pool that
 //! faer's products use.
 
 use dyn_stack::{MemBuffer, MemStack, StackReq};
@@ -21,9 +23,24 @@ use relgrad_core::backend::{Backend, GemmDims, LogDet, Threads, Trans};
 use relgrad_core::matrix::{MatMut, MatRef};
 use relgrad_core::Scalar;
 
-/// Products with at least this many multiply-adds (`m * n * k`) use threads under
-/// [`Threads::Auto`].
+/// Under [`Threads::Auto`], the fused step's pass over a layer (its work counted as
+/// `relgrad_core::step::pass_parts` does) uses threads from this many multiply-adds.
 pub const AUTO_PARALLEL_MIN_FLOPS: usize = 10_000_000;
+
+/// Under [`Threads::Auto`], a product called from a thread outside the pool uses threads
+/// from this many multiply-adds (`m * n * k`): handing it to the pool's threads and waking
+/// up afterwards costs tens of microseconds. Measured with `relgrad bench --precision f32
+/// --threads 1,2 --batch 100` from outside the pool, relative gradient: one thread is
+/// faster up to `D = 192` (3.7 million; 0.54 against 0.58 ms), two from `D = 256` (6.6
+/// million; 0.81 against 1.03 ms).
+pub const AUTO_PRODUCT_MIN_FLOPS: usize = 5_000_000;
+
+/// [`AUTO_PRODUCT_MIN_FLOPS`] for a caller that is itself one of the pool's workers (see
+/// [`use_current_thread`]): it runs its share itself and nobody sleeps. Measured as above
+/// from a worker: even at `D = 128` (1.6 million; 0.240 against 0.236 ms), two threads
+/// faster from `D = 160` (2.6 million; 0.35 against 0.38 ms) and at `D = 192` (0.44
+/// against 0.54 ms).
+pub const AUTO_PRODUCT_MIN_FLOPS_IN_POOL: usize = 2_500_000;
 
 /// Skinny products (a small batch against a large weight) use threads from this many
 /// multiply-adds when one operand has at least [`AUTO_PARALLEL_LARGE_OPERAND`] elements:
@@ -51,7 +68,8 @@ impl Faer {
         Self::new(Threads::Fixed(1))
     }
 
-    /// The threads for `work` multiply-adds under this backend's setting.
+    /// The threads for `work` multiply-adds of core's own loops under this backend's
+    /// setting.
     fn threads_for(&self, work: usize) -> usize {
         match self.threads {
             Threads::Fixed(n) => n.max(1),
@@ -60,19 +78,25 @@ impl Faer {
         }
     }
 
-    /// The threads for a product: by its multiply-adds, or, for a skinny product that
-    /// streams a large operand, from [`AUTO_PARALLEL_SKINNY_MIN_FLOPS`] on. Measured with
-    /// `relgrad bench --threads 1,2` (f32, AVX-512, two cores): at `B = 10` the relative
-    /// gradient takes 0.99 against 1.14 ms at `D = 512` on two threads, while at `B = 100`
-    /// one thread stays faster up to `D = 192` (0.53 against 0.59 ms).
+    /// The threads for a product: by its multiply-adds (see [`AUTO_PRODUCT_MIN_FLOPS`]),
+    /// or, for a skinny product that streams a large operand, from
+    /// [`AUTO_PARALLEL_SKINNY_MIN_FLOPS`] on. Measured with `relgrad bench --threads 1,2`
+    /// (f32, AVX-512, two cores): at `B = 10` the relative gradient takes 0.99 against
+    /// 1.14 ms at `D = 512` on two threads.
     fn product_threads_for(&self, dims: GemmDims) -> usize {
         let largest = (dims.m * dims.k).max(dims.k * dims.n).max(dims.m * dims.n);
         let work = dims.work();
-        if largest >= AUTO_PARALLEL_LARGE_OPERAND && work >= AUTO_PARALLEL_SKINNY_MIN_FLOPS {
-            // Counted as a product large enough for threads.
-            self.threads_for(work.max(AUTO_PARALLEL_MIN_FLOPS))
+        let min = if rayon::current_thread_index().is_some() {
+            AUTO_PRODUCT_MIN_FLOPS_IN_POOL
         } else {
-            self.threads_for(work)
+            AUTO_PRODUCT_MIN_FLOPS
+        };
+        let skinny =
+            largest >= AUTO_PARALLEL_LARGE_OPERAND && work >= AUTO_PARALLEL_SKINNY_MIN_FLOPS;
+        match self.threads {
+            Threads::Fixed(n) => n.max(1),
+            Threads::Auto if skinny || work >= min => available_threads(),
+            Threads::Auto => 1,
         }
     }
 
@@ -319,10 +343,17 @@ mod tests {
         let all = available_threads();
         let auto = Faer::new(Threads::Auto);
         let threads = |d| <Faer as Backend<f32>>::product_threads(&auto, d);
-        // Below 10^7 multiply-adds one thread: B = 100, D = 192.
+        // Outside the pool (a test's thread): one thread below 5 x 10^6 multiply-adds
+        // (B = 100, D = 192), all of them from there (B = 100, D = 256).
+        assert!(rayon::current_thread_index().is_none());
         assert_eq!(threads(dims(100, 192, 192)), 1);
-        // From 10^7 all of them: B = 100, D = 320.
-        assert_eq!(threads(dims(100, 320, 320)), all);
+        assert_eq!(threads(dims(100, 256, 256)), all);
+        // On one of the pool's workers from 2.5 x 10^6 (B = 100, D = 160, not D = 128).
+        let inside = rayon::scope(|_| {
+            assert!(rayon::current_thread_index().is_some());
+            (threads(dims(100, 128, 128)), threads(dims(100, 160, 160)))
+        });
+        assert_eq!(inside, (1, all));
         // A skinny product that streams a weight of 2^18 or more elements, from 2 x 10^6:
         // B = 10, D = 512 (2.6 x 10^6), but not B = 4, D = 512 (1.0 x 10^6).
         assert_eq!(threads(dims(10, 512, 512)), all);
