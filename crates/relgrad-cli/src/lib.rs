@@ -95,11 +95,17 @@ where
             let code = err
                 .downcast_ref::<ExitError>()
                 .map_or(EXIT_ERROR, |e| e.code);
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            print_error(&err);
             ExitCode::from(code)
         }
+    }
+}
+
+/// Prints `err` to stderr as the command line reports errors: `error: ` and the message,
+/// then its causes.
+pub(crate) fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
     }
 }

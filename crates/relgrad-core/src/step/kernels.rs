@@ -202,9 +202,6 @@ pub(super) fn combine_4<T: Scalar, const WIDE: bool>(
     }
     // Two chunks per pass over `b`: each broadcast of `u` serves both.
     while c + 2 * LANES <= full {
-        let chunk = |row: &[T], at: usize| -> [T; LANES] {
-            row[at..at + LANES].try_into().expect("LANES long")
-        };
         let (mut a0, mut a1, mut a2, mut a3) = (
             chunk(w[0], c),
             chunk(w[1], c),
@@ -245,10 +242,10 @@ pub(super) fn combine_4<T: Scalar, const WIDE: bool>(
         c += 2 * LANES;
     }
     while c < full {
-        let mut a0: [T; LANES] = w[0][c..c + LANES].try_into().expect("LANES long");
-        let mut a1: [T; LANES] = w[1][c..c + LANES].try_into().expect("LANES long");
-        let mut a2: [T; LANES] = w[2][c..c + LANES].try_into().expect("LANES long");
-        let mut a3: [T; LANES] = w[3][c..c + LANES].try_into().expect("LANES long");
+        let mut a0 = chunk(w[0], c);
+        let mut a1 = chunk(w[1], c);
+        let mut a2 = chunk(w[2], c);
+        let mut a3 = chunk(w[3], c);
         for b in 0..n {
             let x: &[T] = &delta.row(b)[c..c + LANES];
             let (u0, u1, u2, u3) = (u[0][b], u[1][b], u[2][b], u[3][b]);
@@ -291,9 +288,6 @@ fn combine_wide<T: Scalar>(
     let d = w[0].len();
     let n = u[0].len();
     let full = d - d % LANES;
-    let chunk = |row: &[T], at: usize| -> [T; LANES] {
-        row[at..at + LANES].try_into().expect("LANES long")
-    };
     // The four rows' chunks from column `at`.
     let four = |at: usize| {
         (
@@ -349,6 +343,12 @@ fn combine_wide<T: Scalar>(
         c += 4 * LANES;
     }
     c
+}
+
+/// The `LANES` elements of `row` from `at`.
+#[inline(always)]
+fn chunk<T: Scalar>(row: &[T], at: usize) -> [T; LANES] {
+    row[at..at + LANES].try_into().expect("LANES long")
 }
 
 /// The sum of one accumulator's lanes, pairwise.

@@ -320,11 +320,8 @@ fn tiled<T: Scalar, const WIDE: bool>(
     let d = delta.cols();
     let n = y.rows();
     let count = if next.is_some() { 2 * n } else { n };
-    let (r, dots4) = scratch.split_at_mut(SCRATCH_ROWS * d);
-    let (rows4, dots4) = (
-        &mut r[..SCRATCH_ROWS * d],
-        &mut dots4[..SCRATCH_ROWS * count],
-    );
+    let (rows4, rest) = scratch.split_at_mut(SCRATCH_ROWS * d);
+    let dots4 = &mut rest[..SCRATCH_ROWS * count];
     let ahead = Prefetch::new([&*w, &*m, &*v]);
     // One row of each state buffer per weight row (none where the rule keeps none).
     let (mut m_rows, mut v_rows) = (m.chunks_exact_mut(d), v.chunks_exact_mut(d));
@@ -358,19 +355,11 @@ fn tiled<T: Scalar, const WIDE: bool>(
                 if WIDE {
                     let ks = [k(0), k(1), k(2), k(3)];
                     let sums = dots_4x4(fma, wr, ks.map(|k| pick(y, delta, k)), pf);
-                    for (q, s) in sums.iter().enumerate() {
-                        for (&k, &x) in ks.iter().zip(s) {
-                            dots4[q * count + k] = x;
-                        }
-                    }
+                    record(dots4, count, ks, sums);
                 } else {
                     let ks = [k(0), k(1)];
                     let sums = dots_4x2(fma, wr, ks.map(|k| pick(y, delta, k)), pf);
-                    for (q, s) in sums.iter().enumerate() {
-                        for (&k, &x) in ks.iter().zip(s) {
-                            dots4[q * count + k] = x;
-                        }
-                    }
+                    record(dots4, count, ks, sums);
                 }
             }
             if let Some(next) = next.as_deref_mut() {
@@ -390,6 +379,22 @@ fn tiled<T: Scalar, const WIDE: bool>(
         start += real;
     }
     check
+}
+
+/// Stores a group's dot products `sums[q][c]` (weight row `q` of the block with the
+/// `ks[c]`-th row of `Y`, then `Delta`) into row `q` of `dots4` (`4 x count`).
+#[inline(always)]
+fn record<T: Scalar, const C: usize>(
+    dots4: &mut [T],
+    count: usize,
+    ks: [usize; C],
+    sums: [[T; C]; 4],
+) {
+    for (q, s) in sums.iter().enumerate() {
+        for (&k, &x) in ks.iter().zip(s) {
+            dots4[q * count + k] = x;
+        }
+    }
 }
 
 /// `b` split at `at`, or at its end if shorter (an empty state buffer splits into two).

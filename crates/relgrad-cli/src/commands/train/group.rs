@@ -69,7 +69,13 @@ pub fn run_mpi(f: impl FnOnce(&relgrad::mpi::Mpi) -> Result<()>) -> Result<()> {
             // ends the whole job as soon as one process exits with an error, which could
             // cut rank 0 off before it printed (seen once in three runs of the tests).
             if rank == 0 {
-                eprintln!("error: {}", a.message);
+                crate::print_error(
+                    &ExitError {
+                        message: a.message.clone(),
+                        code,
+                    }
+                    .into(),
+                );
             }
             let _ = comm.agree(Ok(()));
             Err(crate::Silent { code }.into())
