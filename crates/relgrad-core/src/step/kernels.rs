@@ -202,19 +202,9 @@ pub(super) fn combine_4<T: Scalar, const WIDE: bool>(
     }
     // Two chunks per pass over `b`: each broadcast of `u` serves both.
     while c + 2 * LANES <= full {
-        let (mut a0, mut a1, mut a2, mut a3) = (
-            chunk(w[0], c),
-            chunk(w[1], c),
-            chunk(w[2], c),
-            chunk(w[3], c),
-        );
         let e = c + LANES;
-        let (mut b0, mut b1, mut b2, mut b3) = (
-            chunk(w[0], e),
-            chunk(w[1], e),
-            chunk(w[2], e),
-            chunk(w[3], e),
-        );
+        let [mut a0, mut a1, mut a2, mut a3] = chunks_4(w, c);
+        let [mut b0, mut b1, mut b2, mut b3] = chunks_4(w, e);
         for b in 0..n {
             let x: &[T] = &delta.row(b)[c..c + 2 * LANES];
             let (x, y) = x.split_at(LANES);
@@ -242,10 +232,7 @@ pub(super) fn combine_4<T: Scalar, const WIDE: bool>(
         c += 2 * LANES;
     }
     while c < full {
-        let mut a0 = chunk(w[0], c);
-        let mut a1 = chunk(w[1], c);
-        let mut a2 = chunk(w[2], c);
-        let mut a3 = chunk(w[3], c);
+        let [mut a0, mut a1, mut a2, mut a3] = chunks_4(w, c);
         for b in 0..n {
             let x: &[T] = &delta.row(b)[c..c + LANES];
             let (u0, u1, u2, u3) = (u[0][b], u[1][b], u[2][b], u[3][b]);
@@ -288,23 +275,14 @@ fn combine_wide<T: Scalar>(
     let d = w[0].len();
     let n = u[0].len();
     let full = d - d % LANES;
-    // The four rows' chunks from column `at`.
-    let four = |at: usize| {
-        (
-            chunk(w[0], at),
-            chunk(w[1], at),
-            chunk(w[2], at),
-            chunk(w[3], at),
-        )
-    };
     let [r0, r1, r2, r3] = r;
     let mut c = 0;
     while c + 4 * LANES <= full {
         let (e, f, g) = (c + LANES, c + 2 * LANES, c + 3 * LANES);
-        let (mut a0, mut a1, mut a2, mut a3) = four(c);
-        let (mut b0, mut b1, mut b2, mut b3) = four(e);
-        let (mut c0, mut c1, mut c2, mut c3) = four(f);
-        let (mut e0, mut e1, mut e2, mut e3) = four(g);
+        let [mut a0, mut a1, mut a2, mut a3] = chunks_4(w, c);
+        let [mut b0, mut b1, mut b2, mut b3] = chunks_4(w, e);
+        let [mut c0, mut c1, mut c2, mut c3] = chunks_4(w, f);
+        let [mut e0, mut e1, mut e2, mut e3] = chunks_4(w, g);
         for b in 0..n {
             let x: &[T] = &delta.row(b)[c..c + 4 * LANES];
             let (x, y) = x.split_at(LANES);
@@ -349,6 +327,12 @@ fn combine_wide<T: Scalar>(
 #[inline(always)]
 fn chunk<T: Scalar>(row: &[T], at: usize) -> [T; LANES] {
     row[at..at + LANES].try_into().expect("LANES long")
+}
+
+/// The chunks of the four rows `w` from `at`: the starting values of four accumulators.
+#[inline(always)]
+fn chunks_4<T: Scalar>(w: [&[T]; 4], at: usize) -> [[T; LANES]; 4] {
+    w.map(|row| chunk(row, at))
 }
 
 /// The sum of one accumulator's lanes, pairwise.
