@@ -58,6 +58,9 @@
 //! stack at every level of its recursion; with Debian's build that overflows the 2 MiB stack
 //! of an ordinary Rust thread (a test thread, a `std::thread::spawn`ed worker) and crashes
 //! with SIGSEGV, even for `n = 128` (a known OpenBLAS limitation, its issues #246 and #1082).
+//! The factorisation holds the backend's lock on the global count until `getrf` returns,
+//! so a call from another thread that wants more threads waits for it instead of making it
+//! threaded (the conformance suite, whose tests run concurrently, once crashed that way).
 //! Products, triangular solves and `getri` are threaded as above and were checked to run
 //! on 64 KiB stacks.
 

@@ -3,7 +3,7 @@
 extern crate openblas_src as _;
 
 use std::os::raw::c_int;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use cblas_sys::{
     cblas_dgemm, cblas_dtrsm, cblas_sgemm, cblas_strsm, CBLAS_DIAG, CBLAS_LAYOUT, CBLAS_SIDE,
@@ -25,7 +25,9 @@ pub const AUTO_PARALLEL_MIN_FLOPS: usize = 2_000_000;
 /// The thread count last passed to `openblas_set_num_threads` (`0`: never set by us).
 static LAST_THREADS: Mutex<usize> = Mutex::new(0);
 
-fn apply_threads(n: usize) {
+/// Sets OpenBLAS's thread count to `n` (if it is not already) and returns the lock on it:
+/// while the caller holds the lock no other call of this backend changes the count.
+fn apply_threads(n: usize) -> MutexGuard<'static, usize> {
     let n = n.clamp(1, c_int::MAX as usize);
     let mut last = LAST_THREADS.lock().unwrap_or_else(|e| e.into_inner());
     if *last != n {
@@ -33,6 +35,7 @@ fn apply_threads(n: usize) {
         unsafe { openblas_set_num_threads(n as c_int) };
         *last = n;
     }
+    last
 }
 
 /// The machine's parallelism, asked once (the query reads system files and allocates).
@@ -88,8 +91,11 @@ impl Blas {
         }
     }
 
+    /// Sets the count for a call of `work` multiply-adds. The lock is let go at once: a
+    /// product or solve that finds the count changed by another thread only runs on more
+    /// or fewer threads.
     fn set_threads(&self, work: usize) {
-        apply_threads(self.threads_for(work));
+        drop(apply_threads(self.threads_for(work)));
     }
 }
 
@@ -257,7 +263,9 @@ macro_rules! impl_blas {
                 // Always sequential: OpenBLAS's threaded getrf keeps arrays sized for its
                 // maximum thread count on the stack at every level of its recursion and
                 // overflows the 2 MiB stacks of ordinary Rust threads (see the crate docs).
-                apply_threads(1);
+                // The lock is held until getrf returns, so that no other thread's call sets
+                // more threads meanwhile.
+                let _one_thread = apply_threads(1);
                 let ni = to_int(n);
                 let mut info: c_int = 0;
                 // SAFETY: lu is n x n with leading dimension n, ipiv has n entries.
@@ -395,5 +403,57 @@ mod tests {
         let be = Blas::new(Threads::Fixed(1));
         assert_eq!(Backend::<f64>::threads(&be), Threads::Fixed(1));
         assert_eq!(Backend::<f32>::name(&be), "openblas");
+    }
+}
+
+#[cfg(test)]
+mod concurrency {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// OpenBLAS's thread count is process-global, and its threaded `getrf` overflows an
+    /// ordinary thread's stack (see the crate docs). A factorisation must stay sequential
+    /// even while another thread's backend sets two threads between its calls: the
+    /// conformance suite, whose tests run concurrently with different settings, once
+    /// crashed there with SIGSEGV.
+    #[test]
+    fn factorisations_stay_sequential_while_another_thread_sets_threads() {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let two = Blas::new(Threads::Fixed(2));
+                let a = relgrad_core::Mat::<f64>::from_fn(8, 8, |i, j| (i + j) as f64);
+                let mut c = relgrad_core::Mat::<f64>::zeros(8, 8);
+                while !stop.load(Ordering::Relaxed) {
+                    two.gemm(
+                        1.0,
+                        a.as_ref(),
+                        Trans::No,
+                        a.as_ref(),
+                        Trans::No,
+                        0.0,
+                        c.as_mut(),
+                    );
+                }
+            });
+            // A test thread's stack (2 MiB), as in the suite.
+            let one = Blas::sequential();
+            let n = 256;
+            let a = relgrad_core::Mat::<f64>::from_fn(n, n, |i, j| {
+                if i == j {
+                    n as f64
+                } else {
+                    ((i * 7 + j * 13) % 17) as f64 / 17.0
+                }
+            });
+            let mut lu = Backend::<f64>::lu_workspace(&one, n);
+            let all_finite = (0..1000).all(|_| {
+                let ld = one.lu_factor(a.as_ref(), &mut lu);
+                ld.log_abs.is_finite() && ld.sign == 1.0
+            });
+            // Stop the other thread before asserting, so that a failure cannot hang.
+            stop.store(true, Ordering::Relaxed);
+            assert!(all_finite);
+        });
     }
 }
