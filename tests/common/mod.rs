@@ -9,11 +9,16 @@ use relgrad::init::Architecture;
 use relgrad::linalg::random_orthogonal;
 use relgrad::{Activation, BaseDensity, InvertibleMlp, Layer, Mat, Scalar};
 
-/// Every activation, with its usual parameter.
-pub const ACTIVATIONS: [Activation; 3] = [
+/// Every activation, with its usual parameter (splines get random parameters from
+/// [`model_and_data`]).
+pub const ACTIVATIONS: [Activation; 4] = [
     Activation::SmoothLeakyRelu { alpha: 0.01 },
     Activation::LeakyRelu { alpha: 0.2 },
     Activation::TanhLinear { beta: 0.5 },
+    Activation::Spline {
+        bins: 5,
+        bound: 2.0,
+    },
 ];
 
 /// Every base density.
@@ -34,12 +39,19 @@ pub fn arch(dim: usize, n_layers: usize) -> Architecture {
     }
 }
 
-/// Every parameter of a model in one vector: per layer, the weight then the bias.
+/// Every parameter of a model in one vector: per layer, the weight then the bias; then
+/// the spline parameters.
 pub fn flat_params<T: Scalar>(model: &InvertibleMlp<T>) -> Vec<T> {
     model
         .layers()
         .iter()
         .flat_map(|l| l.weight.as_slice().iter().chain(&l.bias).copied())
+        .chain(
+            model
+                .splines()
+                .iter()
+                .flat_map(|m| m.as_slice().iter().copied()),
+        )
         .collect()
 }
 
@@ -55,7 +67,8 @@ pub struct Case {
     pub seed: u64,
 }
 
-/// A proptest strategy over shapes (D 1..24, B 1..40, L 1..4), activations, densities,
+/// A proptest strategy over shapes (D 1..24, B 1..40, L 1..4), activations (splines
+/// included), densities,
 /// bias on/off and a seed for the numbers.
 pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
     use proptest::prelude::*;
@@ -63,7 +76,7 @@ pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
         1usize..=24,
         1usize..=40,
         1usize..=4,
-        0usize..3,
+        0usize..ACTIVATIONS.len(),
         0usize..3,
         any::<bool>(),
         any::<u64>(),
@@ -77,6 +90,17 @@ pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
             bias,
             seed,
         })
+}
+
+/// [`cases`] with spline activations only, at least two layers, and spline shapes of
+/// their own (2 to 12 bins, bounds 0.5 to 4).
+pub fn spline_cases() -> impl proptest::strategy::Strategy<Value = Case> {
+    use proptest::prelude::*;
+    (cases(), 2usize..=4, 2usize..=12, 0.5f64..4.0).prop_map(|(mut c, l, bins, bound)| {
+        c.l = l;
+        c.activation = Activation::Spline { bins, bound };
+        c
+    })
 }
 
 /// A well-conditioned random matrix: `Q1 diag(s) Q2` with `s` in `[0.5, 2]`.
@@ -111,9 +135,63 @@ pub fn model_and_data(case: &Case) -> (InvertibleMlp<f64>, Mat<f64>) {
                 .collect(),
         })
         .collect();
-    let model = InvertibleMlp::from_layers(layers, case.activation, case.base, case.bias).unwrap();
+    let mut model =
+        InvertibleMlp::from_layers(layers, case.activation, case.base, case.bias).unwrap();
+    for m in model.splines_mut() {
+        for v in m.as_mut_slice() {
+            *v = 1.5 * (rng.random::<f64>() * 2.0 - 1.0);
+        }
+    }
     let x = Mat::from_fn(case.b, case.d, |_, _| StandardNormal.sample(&mut rng));
     (model, x)
+}
+
+/// A monotone rational-quadratic spline from one unit's raw parameters (`K` width logits,
+/// `K` height logits, `K - 1` slope parameters), written from the formulas of Durkan et
+/// al. (2019) independently of the library: `(s(x), ln s'(x))`, the identity outside
+/// `[-bound, bound]`; and the distance from `x` to the nearest knot (where the slope's
+/// derivative jumps, so that finite differences can keep away).
+pub fn reference_spline(raw: &[f64], bins: usize, bound: f64, x: f64) -> (f64, f64, f64) {
+    if !(-bound..bound).contains(&x) {
+        return (x, 0.0, (x.abs() - bound).abs());
+    }
+    let k = bins;
+    let sizes = |logits: &[f64]| -> Vec<f64> {
+        let top = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = logits.iter().map(|u| (u - top).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter()
+            .map(|v| 2.0 * bound * (1e-3 + (1.0 - k as f64 * 1e-3) * v / sum))
+            .collect()
+    };
+    let (w, h) = (sizes(&raw[..k]), sizes(&raw[k..2 * k]));
+    let mut d = vec![1.0; k + 1];
+    for i in 1..k {
+        let r: f64 = raw[2 * k + i - 1];
+        d[i] = 1e-3 + (1.0 + r.exp()).ln();
+    }
+    let mut gap = f64::INFINITY;
+    let mut at = -bound;
+    for wi in &w {
+        gap = gap.min((x - at).abs());
+        at += wi;
+    }
+    gap = gap.min((x - bound).abs());
+    let (mut xk, mut yk) = (-bound, -bound);
+    let mut b = 0;
+    while b + 1 < k && x >= xk + w[b] {
+        xk += w[b];
+        yk += h[b];
+        b += 1;
+    }
+    let s = h[b] / w[b];
+    let xi = (x - xk) / w[b];
+    let den = s + (d[b + 1] + d[b] - 2.0 * s) * xi * (1.0 - xi);
+    let y = yk + h[b] * (s * xi * xi + d[b] * xi * (1.0 - xi)) / den;
+    let slope =
+        s * s * (d[b + 1] * xi * xi + 2.0 * s * xi * (1.0 - xi) + d[b] * (1.0 - xi).powi(2))
+            / (den * den);
+    (y, slope.ln(), gap)
 }
 
 /// `max |a - b| / max(max |b|, floor)` over all elements.
@@ -173,9 +251,18 @@ pub fn reference_objective(model: &InvertibleMlp<f64>, x: &Mat<f64>) -> (f64, f6
                 .map(|j| (0..d).map(|k| h[k] * layer.weight.get(k, j)).sum::<f64>() + layer.bias[j])
                 .collect();
             if l + 1 < model.n_layers() {
-                for v in &mut y {
+                for (j, v) in y.iter_mut().enumerate() {
                     if kinked_act {
                         margin = margin.min(v.abs());
+                    }
+                    if let Activation::Spline { bins, bound } = act {
+                        // The slope's derivative jumps at the knots.
+                        let p = model.splines()[l].row(j);
+                        let (s, ld, gap) = reference_spline(p, bins, bound, *v);
+                        margin = margin.min(gap);
+                        total += ld;
+                        *v = s;
+                        continue;
                     }
                     total += act.log_derivative(*v);
                     *v = act.eval(*v);

@@ -23,7 +23,21 @@ pub enum Activation {
         /// Linear part, `> 0` so that the map is invertible on all of R.
         beta: f64,
     },
+    /// Learnable monotone rational-quadratic splines, one per unit and hidden layer, on
+    /// `[-bound, bound]` with `bins` bins and the identity outside (see [`crate::spline`]).
+    /// Their parameters live in the model ([`crate::InvertibleMlp::splines`]); this
+    /// type's own evaluation methods give the identity, which is every spline's start.
+    Spline {
+        /// Bins per spline, `K` (2 to [`crate::spline::MAX_BINS`]).
+        bins: usize,
+        /// The spline's interval is `[-bound, bound]` (`T`); identity outside.
+        bound: f64,
+    },
 }
+
+/// The number of bins [`Activation::from_name`] gives a spline (a model file's own
+/// parameters say how many it has).
+pub const DEFAULT_BINS: usize = 16;
 
 impl Default for Activation {
     fn default() -> Self {
@@ -90,23 +104,43 @@ impl Activation {
             Activation::SmoothLeakyRelu { .. } => "smooth-leaky-relu",
             Activation::LeakyRelu { .. } => "leaky-relu",
             Activation::TanhLinear { .. } => "tanh-linear",
+            Activation::Spline { .. } => "spline",
         }
     }
 
-    /// The activation's parameter (`alpha` or `beta`).
+    /// The activation's parameter (`alpha`, `beta`, or a spline's `bound`).
     pub fn parameter(&self) -> f64 {
         match *self {
             Activation::SmoothLeakyRelu { alpha } | Activation::LeakyRelu { alpha } => alpha,
             Activation::TanhLinear { beta } => beta,
+            Activation::Spline { bound, .. } => bound,
         }
     }
 
-    /// Builds an activation from its name and parameter; `None` for an unknown name.
+    /// The bins of a spline activation, `None` for a fixed one.
+    pub fn bins(&self) -> Option<usize> {
+        match *self {
+            Activation::Spline { bins, .. } => Some(bins),
+            _ => None,
+        }
+    }
+
+    /// Whether the activation has parameters of its own that training learns.
+    pub fn is_learnable(&self) -> bool {
+        matches!(self, Activation::Spline { .. })
+    }
+
+    /// Builds an activation from its name and parameter; `None` for an unknown name. A
+    /// spline gets [`DEFAULT_BINS`] bins and `bound = parameter`.
     pub fn from_name(name: &str, parameter: f64) -> Option<Self> {
         match name {
             "smooth-leaky-relu" => Some(Activation::SmoothLeakyRelu { alpha: parameter }),
             "leaky-relu" => Some(Activation::LeakyRelu { alpha: parameter }),
             "tanh-linear" => Some(Activation::TanhLinear { beta: parameter }),
+            "spline" => Some(Activation::Spline {
+                bins: DEFAULT_BINS,
+                bound: parameter,
+            }),
             _ => None,
         }
     }
@@ -123,6 +157,7 @@ impl Activation {
             Activation::TanhLinear { beta } if !(beta > 0.0 && beta.is_finite()) => {
                 Err(format!("tanh + beta x needs beta > 0, got {beta}"))
             }
+            Activation::Spline { bins, bound } => crate::spline::validate(bins, bound),
             _ => Ok(()),
         }
     }
@@ -140,6 +175,7 @@ impl Activation {
                 }
             }
             Activation::TanhLinear { beta } => tanh_linear(false, x, c(beta)).0,
+            Activation::Spline { .. } => x,
         }
     }
 
@@ -177,6 +213,7 @@ impl Activation {
                 }
             }
             Activation::TanhLinear { beta } => tanh_linear(false, x, c(beta)),
+            Activation::Spline { .. } => (x, one, T::zero()),
         }
     }
 
@@ -201,7 +238,7 @@ impl Activation {
                         (h[i], d[i], k[i]) = tanh_linear(fma, y[i], b);
                     }
                 }
-                Activation::LeakyRelu { .. } => {
+                Activation::LeakyRelu { .. } | Activation::Spline { .. } => {
                     for i in 0..n {
                         (h[i], d[i], k[i]) = self.fused(y[i]);
                     }
@@ -278,6 +315,7 @@ impl Activation {
             return y;
         }
         match *self {
+            Activation::Spline { .. } => y,
             Activation::LeakyRelu { alpha } => {
                 if y >= T::zero() {
                     y

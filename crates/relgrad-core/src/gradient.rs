@@ -7,6 +7,11 @@
 //!   product order is chosen by batch size, `(W Y^T) Delta` when `B <= D`;
 //! - naive: `G_W = H^T Delta + W^{-T}` (an LU inverse, `O(D^3)`), `G_b = Delta^T 1`.
 //!
+//! With spline activations both also write the ordinary gradient of every spline
+//! parameter (see [`crate::spline`]): the splines change `Delta` only through their
+//! slopes `sigma'` and `kappa = d ln sigma' / dy`, so the weights' directions keep their
+//! form.
+//!
 //! Results land in [`Workspace::grad`]; nothing is allocated once the workspace exists
 //! (the naive gradient allocates its LU workspace on first use).
 
@@ -208,12 +213,18 @@ pub(crate) fn forward_train<T: Scalar, B: Backend<T>>(
         );
         let y = &ws.y[l].as_slice()[..len];
         if l + 1 < n_layers {
-            act.forward_train(
-                y,
+            let (h, dsig, kappa) = (
                 &mut ws.h[l].as_mut_slice()[..len],
                 &mut ws.dsig[l].as_mut_slice()[..len],
                 &mut ws.kappa[l].as_mut_slice()[..len],
             );
+            match ws.knots.get_mut(l) {
+                Some(knots) => {
+                    knots.update(model.splines()[l].as_slice());
+                    knots.forward_train(y, h, dsig, kappa);
+                }
+                None => act.forward_train(y, h, dsig, kappa),
+            }
         } else {
             let delta = &mut ws.delta.as_mut_slice()[..len];
             model.base().score_scaled(y, inv_b, delta);
@@ -253,6 +264,12 @@ fn backward<T: Scalar, B: Backend<T>>(
             ws.delta_tmp.top_mut(n),
         );
         let tmp = &ws.delta_tmp.as_slice()[..len];
+        if let Some(knots) = ws.knots.get_mut(l - 1) {
+            // `tmp` is the gradient with respect to H_{l-1}, the splines' outputs.
+            let y = &ws.y[l - 1].as_slice()[..len];
+            let out = ws.grad.splines[l - 1].as_mut_slice();
+            knots.backward(y, tmp, inv_b, out);
+        }
         let ds = &ws.dsig[l - 1].as_slice()[..len];
         let ka = &ws.kappa[l - 1].as_slice()[..len];
         let out = &mut ws.delta.as_mut_slice()[..len];
@@ -435,6 +452,7 @@ fn naive_part<T: Scalar, B: Backend<T>>(
             }
             ws.grad.biases[l].fill(T::zero());
         }
+        zero_splines(ws);
         return singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }));
     }
     backward(model, backend, x, ws, inv_b, |l, ws| {
@@ -464,6 +482,14 @@ fn naive_part<T: Scalar, B: Backend<T>>(
         }
     });
     singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }))
+}
+
+/// Zeroes the spline parameters' gradient (a share of no rows has none: the splines add
+/// no term of their own besides the rows').
+fn zero_splines<T: Scalar, B: Backend<T>>(ws: &mut Workspace<T, B>) {
+    for g in &mut ws.grad.splines {
+        g.as_mut_slice().fill(T::zero());
+    }
 }
 
 /// Computes the chosen gradient into `ws.grad`.
@@ -524,6 +550,7 @@ pub fn partial_gradient<T: Scalar, B: Backend<T>>(
                     g.biases[l].fill(T::zero());
                 }
             }
+            zero_splines(ws);
             Ok(())
         }
         GradientKind::Relative => {

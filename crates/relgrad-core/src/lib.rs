@@ -16,6 +16,7 @@
 //! | row-major matrices and views | [`matrix`] |
 //! | the backend trait | [`backend`] |
 //! | activations and their inverses | [`activation`] |
+//! | learnable activations: monotone rational-quadratic splines | [`spline`] |
 //! | base densities | [`density`] |
 //! | the invertible MLP: `forward`, `log_prob`, `inverse`, `sample` | [`mlp`] |
 //! | initialisations | [`init`] |
@@ -44,6 +45,7 @@ pub mod mlp;
 pub mod optim;
 pub mod scalar;
 pub mod simd;
+pub mod spline;
 pub mod step;
 pub mod train;
 pub mod workspace;

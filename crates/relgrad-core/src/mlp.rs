@@ -5,6 +5,9 @@
 //! `H_l = sigma(Y_l)` for every layer but the last, whose output `Z = Y_L` is the latent.
 //! The exact per-sample log-likelihood is
 //! `sum_j ln p(z_j) + sum_{l<L} sum_j ln sigma'(y_{l,j}) + sum_l ln|det W_l|`.
+//!
+//! With the learnable activation [`Activation::Spline`], `sigma` is one spline per unit
+//! and hidden layer, whose parameters the model holds ([`InvertibleMlp::splines`]).
 
 use rand::Rng;
 
@@ -14,6 +17,7 @@ use crate::density::BaseDensity;
 use crate::error::{Error, Result};
 use crate::matrix::{Mat, MatRef};
 use crate::scalar::Scalar;
+use crate::spline::{params_per_unit, set_identity, Knots};
 
 /// One square affine layer, applied as `y = x W + b`.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +35,9 @@ pub struct InvertibleMlp<T> {
     dim: usize,
     layers: Vec<Layer<T>>,
     activation: Activation,
+    /// With a spline activation, one `D x (3K - 1)` parameter matrix per hidden layer
+    /// (see [`crate::spline`]); empty otherwise.
+    splines: Vec<Mat<T>>,
     base: BaseDensity,
     use_bias: bool,
 }
@@ -74,13 +81,54 @@ impl<T: Scalar> InvertibleMlp<T> {
                 )));
             }
         }
+        let splines = match activation {
+            Activation::Spline { bins, .. } => (1..layers.len())
+                .map(|_| {
+                    let mut m = Mat::zeros(dim, params_per_unit(bins));
+                    set_identity(m.as_mut_slice(), bins);
+                    m
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(Self {
             dim,
             layers,
             activation,
+            splines,
             base,
             use_bias,
         })
+    }
+
+    /// Replaces the spline parameters (one `D x (3K - 1)` matrix per hidden layer, as
+    /// [`InvertibleMlp::splines`]); an error if the model's activation is not a spline or
+    /// a shape differs.
+    pub fn with_splines(mut self, splines: Vec<Mat<T>>) -> Result<Self> {
+        let Activation::Spline { bins, .. } = self.activation else {
+            return Err(Error::InvalidConfig(
+                "spline parameters given for a model whose activation is not a spline".into(),
+            ));
+        };
+        let (want, cols) = (self.layers.len() - 1, params_per_unit(bins));
+        if splines.len() != want {
+            return Err(Error::InvalidConfig(format!(
+                "{} spline parameter matrices given, the model has {want} hidden layers",
+                splines.len()
+            )));
+        }
+        for (l, m) in splines.iter().enumerate() {
+            if m.rows() != self.dim || m.cols() != cols {
+                return Err(Error::InvalidConfig(format!(
+                    "hidden layer {l}: spline parameters are {}x{}, expected {}x{cols} ({bins} bins)",
+                    m.rows(),
+                    m.cols(),
+                    self.dim
+                )));
+            }
+        }
+        self.splines = splines;
+        Ok(self)
     }
 
     /// A model whose layers are all the identity with zero bias (see [`crate::init`] for
@@ -126,6 +174,25 @@ impl<T: Scalar> InvertibleMlp<T> {
     pub fn activation(&self) -> Activation {
         self.activation
     }
+    /// The spline parameters, one `D x (3K - 1)` matrix per hidden layer (each row one
+    /// unit's `K` width logits, `K` height logits and `K - 1` slope parameters, see
+    /// [`crate::spline`]); empty unless the activation is [`Activation::Spline`].
+    pub fn splines(&self) -> &[Mat<T>] {
+        &self.splines
+    }
+    /// The spline parameters, mutably (shapes must be kept).
+    pub fn splines_mut(&mut self) -> &mut [Mat<T>] {
+        &mut self.splines
+    }
+    /// The knots of hidden layer `l`'s splines (allocates; `None` without splines).
+    pub fn knots(&self, l: usize) -> Option<Knots<T>> {
+        let Activation::Spline { bins, bound } = self.activation else {
+            return None;
+        };
+        let mut k = Knots::new(self.dim, bins, bound);
+        k.update(self.splines[l].as_slice());
+        Some(k)
+    }
     /// The base density of the latents.
     pub fn base(&self) -> BaseDensity {
         self.base
@@ -136,7 +203,8 @@ impl<T: Scalar> InvertibleMlp<T> {
     }
     /// The number of trainable scalars.
     pub fn n_parameters(&self) -> usize {
-        self.layers.len() * self.dim * (self.dim + usize::from(self.use_bias))
+        let splines: usize = self.splines.iter().map(|m| m.as_slice().len()).sum();
+        self.layers.len() * self.dim * (self.dim + usize::from(self.use_bias)) + splines
     }
 
     /// Copies every parameter from `other` (same shapes) without allocating.
@@ -147,6 +215,9 @@ impl<T: Scalar> InvertibleMlp<T> {
                 .copy_from_slice(src.weight.as_slice());
             dst.bias.copy_from_slice(&src.bias);
         }
+        for (dst, src) in self.splines.iter_mut().zip(&other.splines) {
+            dst.as_mut_slice().copy_from_slice(src.as_slice());
+        }
     }
 
     /// Whether every parameter is finite.
@@ -154,7 +225,10 @@ impl<T: Scalar> InvertibleMlp<T> {
         self.layers.iter().all(|l| {
             l.weight.as_slice().iter().all(|v| v.is_finite())
                 && l.bias.iter().all(|v| v.is_finite())
-        })
+        }) && self
+            .splines
+            .iter()
+            .all(|m| m.as_slice().iter().all(|v| v.is_finite()))
     }
 
     /// Converts the model to another precision.
@@ -170,6 +244,7 @@ impl<T: Scalar> InvertibleMlp<T> {
                 })
                 .collect(),
             activation: self.activation,
+            splines: self.splines.iter().map(|m| m.cast()).collect(),
             base: self.base,
             use_bias: self.use_bias,
         }
@@ -248,6 +323,7 @@ impl<T: Scalar> InvertibleMlp<T> {
         let mut b = Mat::zeros(chunk, self.dim);
         let mut logd = vec![T::zero(); chunk];
         let n_layers = self.layers.len();
+        let knots: Vec<Knots<T>> = (1..n_layers).filter_map(|l| self.knots(l - 1)).collect();
         let mut start = 0;
         while start < x.rows() {
             let end = (start + chunk).min(x.rows());
@@ -256,7 +332,10 @@ impl<T: Scalar> InvertibleMlp<T> {
             self.affine(backend, 0, x.rows_range(start, end), &mut a);
             for l in 1..n_layers {
                 for (i, acc) in logd[..n].iter_mut().enumerate() {
-                    *acc += self.activation.forward_eval(a.row(i), b.row_mut(i));
+                    *acc += match knots.get(l - 1) {
+                        Some(k) => k.forward_eval(a.row(i), b.row_mut(i)),
+                        None => self.activation.forward_eval(a.row(i), b.row_mut(i)),
+                    };
                 }
                 let (src, dst) = (&b, &mut a);
                 self.affine(backend, l, src.top(n), dst);
@@ -347,8 +426,13 @@ impl<T: Scalar> InvertibleMlp<T> {
                 next.as_mut(),
             );
             if l > 0 {
-                for v in next.as_mut_slice() {
-                    *v = self.activation.inverse(*v);
+                match self.knots(l - 1) {
+                    Some(k) => k.inverse_rows(next.as_mut_slice()),
+                    None => {
+                        for v in next.as_mut_slice() {
+                            *v = self.activation.inverse(*v);
+                        }
+                    }
                 }
             }
             core::mem::swap(&mut cur, &mut next);

@@ -1,5 +1,11 @@
 //! Optimizers that follow an ascent direction (the relative or the naive gradient):
 //! SGD with optional momentum, and Adam. Their state is allocated once, when made.
+//!
+//! A model with spline activations has a second kind of parameter, the splines' (see
+//! [`crate::spline`]), which follow their ordinary gradient with an optimizer of their
+//! own (Adam at [`SPLINE_LR`] by default): the relative gradient's equivariance, which
+//! favours SGD for the weights, does not concern them, and their gradients' scales
+//! differ from bin to bin. Both share the step count and the learning-rate decays.
 
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
@@ -80,42 +86,89 @@ impl Optimizer {
     }
 }
 
+/// The spline parameters' default optimizer: Adam at this learning rate (scaled with the
+/// weights' rate when that decays).
+pub const SPLINE_LR: f64 = 1e-2;
+
 /// An optimizer with its per-parameter state, sized for one model shape.
 #[derive(Clone, Debug)]
 pub struct OptimizerState<T> {
     optimizer: Optimizer,
+    /// The spline parameters' optimizer (unused without splines).
+    spline: Optimizer,
+    /// The spline optimizer's learning rate over the weights' (kept through decays).
+    spline_ratio: f64,
     step: u64,
-    /// First moments (Adam) or velocities (SGD with momentum): one buffer per tensor.
+    /// First moments (Adam) or velocities (SGD with momentum): one buffer per tensor,
+    /// `2 l` for layer `l`'s weight, `2 l + 1` for its bias, then one per spline matrix;
+    /// a tensor whose optimizer keeps no such state has an empty buffer, and without
+    /// splines the list is empty when the weights' optimizer keeps none.
     m: Vec<Vec<T>>,
-    /// Second moments (Adam only).
+    /// Second moments (Adam only), likewise.
     v: Vec<Vec<T>>,
 }
 
+/// Which moments an optimizer keeps: (first, second).
+fn moments(optimizer: Optimizer) -> (bool, bool) {
+    match optimizer {
+        Optimizer::Sgd { momentum, .. } => (momentum > 0.0, false),
+        Optimizer::Adam { .. } => (true, true),
+    }
+}
+
+/// The lengths of the state buffers for `model` with these optimizers: first moments,
+/// second moments (see [`OptimizerState`]'s fields).
+fn state_shapes<T: Scalar>(
+    optimizer: Optimizer,
+    spline: Optimizer,
+    model: &InvertibleMlp<T>,
+) -> (Vec<usize>, Vec<usize>) {
+    let layers: Vec<usize> = model
+        .layers()
+        .iter()
+        .flat_map(|l| [l.weight.as_slice().len(), l.bias.len()])
+        .collect();
+    let splines: Vec<usize> = model.splines().iter().map(|m| m.as_slice().len()).collect();
+    let shape = |on: bool, spline_on: bool| -> Vec<usize> {
+        let spline_on = spline_on && !splines.is_empty();
+        if !on && !spline_on {
+            return Vec::new();
+        }
+        let own = layers.iter().map(|&s| if on { s } else { 0 });
+        let theirs = splines.iter().map(|&s| if spline_on { s } else { 0 });
+        own.chain(theirs).collect()
+    };
+    let ((m, v), (sm, sv)) = (moments(optimizer), moments(spline));
+    (shape(m, sm), shape(v, sv))
+}
+
 impl<T: Scalar> OptimizerState<T> {
-    /// State for `model`'s shape.
+    /// State for `model`'s shape; spline parameters, if any, get Adam at [`SPLINE_LR`].
     pub fn new(optimizer: Optimizer, model: &InvertibleMlp<T>) -> Self {
-        let sizes: Vec<usize> = model
-            .layers()
-            .iter()
-            .flat_map(|l| [l.weight.as_slice().len(), l.bias.len()])
-            .collect();
-        let zeros = |on: bool| -> Vec<Vec<T>> {
-            if on {
-                sizes.iter().map(|&s| vec![T::zero(); s]).collect()
-            } else {
-                Vec::new()
-            }
-        };
-        let (m_on, v_on) = match optimizer {
-            Optimizer::Sgd { momentum, .. } => (momentum > 0.0, false),
-            Optimizer::Adam { .. } => (true, true),
-        };
+        Self::with_spline_optimizer(optimizer, Optimizer::adam(SPLINE_LR), model)
+    }
+
+    /// State for `model`'s shape, with `spline` for the spline parameters.
+    pub fn with_spline_optimizer(
+        optimizer: Optimizer,
+        spline: Optimizer,
+        model: &InvertibleMlp<T>,
+    ) -> Self {
+        let (m, v) = state_shapes(optimizer, spline, model);
+        let zeros = |sizes: Vec<usize>| sizes.into_iter().map(|s| vec![T::zero(); s]).collect();
         Self {
             optimizer,
+            spline,
+            spline_ratio: spline.lr() / optimizer.lr(),
             step: 0,
-            m: zeros(m_on),
-            v: zeros(v_on),
+            m: zeros(m),
+            v: zeros(v),
         }
+    }
+
+    /// The spline parameters' optimizer (at the current, possibly decayed, rate).
+    pub fn spline_optimizer(&self) -> Optimizer {
+        self.spline
     }
 
     /// The optimizer.
@@ -137,6 +190,10 @@ impl<T: Scalar> OptimizerState<T> {
     pub fn set_lr(&mut self, lr: f64) {
         match &mut self.optimizer {
             Optimizer::Sgd { lr: l, .. } | Optimizer::Adam { lr: l, .. } => *l = lr,
+        }
+        let spline_lr = lr * self.spline_ratio;
+        match &mut self.spline {
+            Optimizer::Sgd { lr: l, .. } | Optimizer::Adam { lr: l, .. } => *l = spline_lr,
         }
     }
 
@@ -165,15 +222,9 @@ impl<T: Scalar> OptimizerState<T> {
 
     /// Whether this state was made for `model`'s shape.
     pub fn fits(&self, model: &InvertibleMlp<T>) -> bool {
-        let fit = |bufs: &[Vec<T>]| {
-            bufs.is_empty()
-                || (bufs.len() == 2 * model.n_layers()
-                    && model.layers().iter().enumerate().all(|(l, layer)| {
-                        bufs[2 * l].len() == layer.weight.as_slice().len()
-                            && bufs[2 * l + 1].len() == layer.bias.len()
-                    }))
-        };
-        fit(&self.m) && fit(&self.v)
+        let (m, v) = state_shapes(self.optimizer, self.spline, model);
+        let lens = |bufs: &[Vec<T>]| bufs.iter().map(Vec::len).collect::<Vec<_>>();
+        lens(&self.m) == m && lens(&self.v) == v
     }
 
     /// Counts a step and returns its update rule, which [`Update::apply`] then applies to
@@ -181,8 +232,54 @@ impl<T: Scalar> OptimizerState<T> {
     /// by row): every element's update depends on that element alone.
     pub(crate) fn begin_step(&mut self) -> Update<T> {
         self.step += 1;
-        let t = self.step as f64;
-        match self.optimizer {
+        Update::of(self.optimizer, self.step)
+    }
+
+    /// The spline parameters' update rule for the step [`OptimizerState::begin_step`]
+    /// began.
+    pub(crate) fn spline_rule(&self) -> Update<T> {
+        Update::of(self.spline, self.step)
+    }
+
+    /// The state buffers of tensor `slot` (`2 l` for layer `l`'s weight, `2 l + 1` for its
+    /// bias, `2 L + s` for hidden layer `s`'s splines): first and second moments, empty
+    /// where the optimizer keeps none.
+    pub(crate) fn slot_mut(&mut self, slot: usize) -> (&mut [T], &mut [T]) {
+        let m = self.m.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
+        let v = self.v.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
+        (m, v)
+    }
+
+    /// Moves `model` along the ascent direction `dir` (a gradient to *maximise*).
+    /// Biases are left alone when the model has none; spline parameters follow their own
+    /// optimizer. Allocates nothing.
+    pub fn step(&mut self, model: &mut InvertibleMlp<T>, dir: &Gradient<T>) {
+        let rule = self.begin_step();
+        let use_bias = model.use_bias();
+        let n_layers = model.n_layers();
+        for (l, layer) in model.layers_mut().iter_mut().enumerate() {
+            let (m, v) = self.slot_mut(2 * l);
+            rule.apply_vectorized(layer.weight.as_mut_slice(), dir.weights[l].as_slice(), m, v);
+            if use_bias {
+                let (m, v) = self.slot_mut(2 * l + 1);
+                rule.apply_vectorized(&mut layer.bias, &dir.biases[l], m, v);
+            }
+        }
+        if !model.splines().is_empty() {
+            let rule = self.spline_rule();
+            for (s, p) in model.splines_mut().iter_mut().enumerate() {
+                let (m, v) = self.slot_mut(2 * n_layers + s);
+                rule.apply_vectorized(p.as_mut_slice(), dir.splines[s].as_slice(), m, v);
+            }
+        }
+    }
+}
+
+impl<T: Scalar> Update<T> {
+    /// `optimizer`'s rule for step number `step` (from 1).
+    fn of(optimizer: Optimizer, step: u64) -> Self {
+        let t = step as f64;
+        match optimizer {
             Optimizer::Sgd { lr, momentum } if momentum > 0.0 => Update::Momentum {
                 lr: T::from_f64c(lr),
                 mu: T::from_f64c(momentum),
@@ -206,29 +303,6 @@ impl<T: Scalar> OptimizerState<T> {
                     b1: T::from_f64c(beta1),
                     b2: T::from_f64c(beta2),
                 })
-            }
-        }
-    }
-
-    /// The state buffers of tensor `slot` (`2 l` for layer `l`'s weight, `2 l + 1` for its
-    /// bias): first and second moments, empty where the optimizer keeps none.
-    pub(crate) fn slot_mut(&mut self, slot: usize) -> (&mut [T], &mut [T]) {
-        let m = self.m.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
-        let v = self.v.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
-        (m, v)
-    }
-
-    /// Moves `model` along the ascent direction `dir` (a gradient to *maximise*).
-    /// Biases are left alone when the model has none. Allocates nothing.
-    pub fn step(&mut self, model: &mut InvertibleMlp<T>, dir: &Gradient<T>) {
-        let rule = self.begin_step();
-        let use_bias = model.use_bias();
-        for (l, layer) in model.layers_mut().iter_mut().enumerate() {
-            let (m, v) = self.slot_mut(2 * l);
-            rule.apply_vectorized(layer.weight.as_mut_slice(), dir.weights[l].as_slice(), m, v);
-            if use_bias {
-                let (m, v) = self.slot_mut(2 * l + 1);
-                rule.apply_vectorized(&mut layer.bias, &dir.biases[l], m, v);
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use crate::matrix::Mat;
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
+use crate::spline::Knots;
 
 /// A gradient (or update direction) for every parameter of a model.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +17,10 @@ pub struct Gradient<T> {
     pub weights: Vec<Mat<T>>,
     /// One length-`D` vector per layer (zeros for a model without biases).
     pub biases: Vec<Vec<T>>,
+    /// One matrix per hidden layer for a model with spline activations, shaped like
+    /// [`InvertibleMlp::splines`]: the ordinary gradient of the mean log-likelihood
+    /// (no relative scaling); empty otherwise.
+    pub splines: Vec<Mat<T>>,
 }
 
 impl<T: Scalar> Gradient<T> {
@@ -24,13 +29,26 @@ impl<T: Scalar> Gradient<T> {
         Self {
             weights: (0..n_layers).map(|_| Mat::zeros(dim, dim)).collect(),
             biases: (0..n_layers).map(|_| vec![T::zero(); dim]).collect(),
+            splines: Vec::new(),
         }
     }
 
-    /// The number of entries, `L (D^2 + D)`.
+    /// A zero gradient shaped like `model`'s parameters (spline parameters included).
+    pub fn for_model(model: &InvertibleMlp<T>) -> Self {
+        let mut g = Self::zeros(model.dim(), model.n_layers());
+        g.splines = model
+            .splines()
+            .iter()
+            .map(|m| Mat::zeros(m.rows(), m.cols()))
+            .collect();
+        g
+    }
+
+    /// The number of entries, `L (D^2 + D)` plus the spline parameters.
     pub fn len(&self) -> usize {
         let w: usize = self.weights.iter().map(|m| m.as_slice().len()).sum();
-        w + self.biases.iter().map(Vec::len).sum::<usize>()
+        let s: usize = self.splines.iter().map(|m| m.as_slice().len()).sum();
+        w + s + self.biases.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Whether there are no entries.
@@ -38,8 +56,9 @@ impl<T: Scalar> Gradient<T> {
         self.len() == 0
     }
 
-    /// Copies every entry into the front of `out` (layer by layer: weights, then biases),
-    /// one contiguous buffer for a reduction across processes.
+    /// Copies every entry into the front of `out` (layer by layer: weights, then biases;
+    /// then the spline parameters' gradients), one contiguous buffer for a reduction
+    /// across processes.
     pub fn pack_into(&self, out: &mut [T]) {
         let mut at = 0;
         for (w, b) in self.weights.iter().zip(&self.biases) {
@@ -47,6 +66,10 @@ impl<T: Scalar> Gradient<T> {
                 out[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
+        }
+        for part in self.splines.iter().map(|m| m.as_slice()) {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
         }
     }
 
@@ -60,12 +83,19 @@ impl<T: Scalar> Gradient<T> {
                 at += n;
             }
         }
+        for part in self.splines.iter_mut().map(|m| m.as_mut_slice()) {
+            let n = part.len();
+            part.copy_from_slice(&src[at..at + n]);
+            at += n;
+        }
     }
 
     /// Whether every entry is finite (no infinity, no NaN).
     pub fn is_finite(&self) -> bool {
         let w = self.weights.iter().map(|m| m.as_slice());
-        w.chain(self.biases.iter().map(|b| &b[..])).all(all_finite)
+        w.chain(self.biases.iter().map(|b| &b[..]))
+            .chain(self.splines.iter().map(|m| m.as_slice()))
+            .all(all_finite)
     }
 }
 
@@ -92,6 +122,9 @@ pub struct Workspace<T: Scalar, B: Backend<T>> {
     /// The fused step's scratch: for each of up to `MAX_PARTS` threads, four rows of the
     /// direction and `8 x capacity` dot products.
     pub(crate) row: Vec<T>,
+    /// The knots of every hidden layer's splines, for a model with spline activations
+    /// (derived from its parameters at every forward pass).
+    pub(crate) knots: Vec<Knots<T>>,
     /// LU workspace and inverse buffer, used by the naive gradient only (made on first use).
     pub(crate) lu: Option<(B::Lu, Mat<T>)>,
     /// The last computed gradient or update direction.
@@ -101,10 +134,16 @@ pub struct Workspace<T: Scalar, B: Backend<T>> {
 impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
     /// Buffers for `model`'s shape and batches of up to `capacity` rows.
     pub fn new(model: &InvertibleMlp<T>, capacity: usize) -> Self {
-        Self::with_shape(model.dim(), model.n_layers(), capacity)
+        let mut ws = Self::with_shape(model.dim(), model.n_layers(), capacity);
+        ws.knots = (0..model.splines().len())
+            .filter_map(|l| model.knots(l))
+            .collect();
+        ws.grad = Gradient::for_model(model);
+        ws
     }
 
-    /// Buffers for `n_layers` layers of dimension `dim` and batches of up to `capacity` rows.
+    /// Buffers for `n_layers` layers of dimension `dim` and batches of up to `capacity` rows,
+    /// for a model with a fixed activation (a spline model needs [`Workspace::new`]).
     pub fn with_shape(dim: usize, n_layers: usize, capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let m = |k: usize| {
@@ -125,6 +164,7 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
             prod: vec![T::zero(); dim * capacity.max(dim)],
             rowvec: vec![T::zero(); capacity],
             row: vec![T::zero(); crate::step::MAX_PARTS * (4 * dim + 8 * capacity)],
+            knots: Vec::new(),
             lu: None,
             grad: Gradient::zeros(dim, n_layers),
         }
@@ -142,7 +182,17 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
 
     /// Whether this workspace fits `model` and a batch of `rows` rows.
     pub fn fits(&self, model: &InvertibleMlp<T>, rows: usize) -> bool {
-        self.dim == model.dim() && self.y.len() == model.n_layers() && rows <= self.capacity
+        let splines = model.splines();
+        self.dim == model.dim()
+            && self.y.len() == model.n_layers()
+            && rows <= self.capacity
+            && self.knots.len() == splines.len()
+            && self.grad.splines.len() == splines.len()
+            && self
+                .knots
+                .iter()
+                .zip(splines)
+                .all(|(k, m)| crate::spline::params_per_unit(k.bins()) == m.cols())
     }
 }
 

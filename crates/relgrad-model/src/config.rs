@@ -72,6 +72,9 @@ pub struct FitConfig {
     /// Optimizer. Default: SGD, learning rate `1e-3` (with the decays below; measured on
     /// held-out data: `docs/step-size.md`), momentum 0.9.
     pub optimizer: Optimizer,
+    /// The spline parameters' optimizer (spline activations only). Default: Adam at
+    /// `relgrad_core::optim::SPLINE_LR`; its rate decays with `optimizer`'s.
+    pub spline_optimizer: Optimizer,
     /// Rows per mini-batch (`usize::MAX`: full batch). Default 100.
     pub batch_size: usize,
     /// Maximum number of epochs. Default 1000.
@@ -114,6 +117,7 @@ impl Default for FitConfig {
                 lr: 1e-3,
                 momentum: 0.9,
             },
+            spline_optimizer: Optimizer::adam(relgrad_core::optim::SPLINE_LR),
             batch_size: 100,
             max_epochs: 1000,
             look_ahead: 30,
@@ -127,6 +131,24 @@ impl Default for FitConfig {
             run_info: Value::Null,
         }
     }
+}
+
+/// Reads [`optimizer_json`]'s output (`default` when the key is missing).
+fn optimizer_from_json(o: &Value, default: Optimizer, key: &str) -> Result<Optimizer> {
+    Ok(match o["name"].as_str() {
+        None if o.is_null() => default,
+        Some("sgd") => Optimizer::Sgd {
+            lr: f64_or(o, "lr", 3e-4)?,
+            momentum: f64_or(o, "momentum", 0.9)?,
+        },
+        Some("adam") => Optimizer::Adam {
+            lr: f64_or(o, "lr", 3e-4)?,
+            beta1: f64_or(o, "beta1", 0.9)?,
+            beta2: f64_or(o, "beta2", 0.999)?,
+            eps: f64_or(o, "eps", 1e-8)?,
+        },
+        _ => return Err(bad(key, o, "{\"name\": \"sgd\" or \"adam\", \"lr\": ...}")),
+    })
 }
 
 fn optimizer_json(o: &Optimizer) -> Value {
@@ -170,10 +192,17 @@ impl FitConfig {
             ));
         }
         if let Err(e) = self.activation.validate() {
-            return cfg(format!("the activation's alpha: {e}"));
+            return cfg(if self.activation.is_learnable() {
+                format!("the spline activation: {e}")
+            } else {
+                format!("the activation's alpha: {e}")
+            });
         }
         if let Err(e) = self.optimizer.validate() {
             return cfg(e);
+        }
+        if let Err(e) = self.spline_optimizer.validate() {
+            return cfg(format!("the spline optimizer: {e}"));
         }
         if let Optimizer::Sgd { momentum, .. } = self.optimizer {
             if !(0.0..1.0).contains(&momentum) {
@@ -215,6 +244,8 @@ impl FitConfig {
             "layers": self.n_layers,
             "activation": self.activation.name(),
             "alpha": self.activation.parameter(),
+            "bins": self.activation.bins(),
+            "spline_optimizer": optimizer_json(&self.spline_optimizer),
             "base": self.base.name(),
             "init": self.start.to_json(),
             "optimizer": optimizer_json(&self.optimizer),
@@ -245,8 +276,11 @@ impl FitConfig {
         };
         let act = s("activation", "smooth-leaky-relu")?;
         let alpha = f64_or(v, "alpha", 0.01)?;
-        let activation = Activation::from_name(&act, alpha)
+        let mut activation = Activation::from_name(&act, alpha)
             .ok_or_else(|| bad("activation", &v["activation"], "an activation's name"))?;
+        if let Activation::Spline { bins, .. } = &mut activation {
+            *bins = u64_or(v, "bins", relgrad_core::activation::DEFAULT_BINS as u64)? as usize;
+        }
         let base = s("base", "normal")?;
         let base = BaseDensity::from_name(&base).ok_or_else(|| {
             bad(
@@ -255,27 +289,12 @@ impl FitConfig {
                 "\"normal\", \"laplace\" or \"logistic\"",
             )
         })?;
-        let o = &v["optimizer"];
-        let optimizer = match o["name"].as_str() {
-            None if o.is_null() => d.optimizer,
-            Some("sgd") => Optimizer::Sgd {
-                lr: f64_or(o, "lr", 3e-4)?,
-                momentum: f64_or(o, "momentum", 0.9)?,
-            },
-            Some("adam") => Optimizer::Adam {
-                lr: f64_or(o, "lr", 3e-4)?,
-                beta1: f64_or(o, "beta1", 0.9)?,
-                beta2: f64_or(o, "beta2", 0.999)?,
-                eps: f64_or(o, "eps", 1e-8)?,
-            },
-            _ => {
-                return Err(bad(
-                    "optimizer",
-                    o,
-                    "{\"name\": \"sgd\" or \"adam\", \"lr\": ...}",
-                ))
-            }
-        };
+        let optimizer = optimizer_from_json(&v["optimizer"], d.optimizer, "optimizer")?;
+        let spline_optimizer = optimizer_from_json(
+            &v["spline_optimizer"],
+            d.spline_optimizer,
+            "spline_optimizer",
+        )?;
         let i = &v["init"];
         let start = match i["kind"].as_str() {
             None if i.is_null() => d.start.clone(),
@@ -311,6 +330,7 @@ impl FitConfig {
             base,
             start,
             optimizer,
+            spline_optimizer,
             batch_size: match &v["batch_size"] {
                 Value::String(s) if s == "full" => usize::MAX,
                 Value::Null => d.batch_size,

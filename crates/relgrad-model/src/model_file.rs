@@ -2,7 +2,10 @@
 //!
 //! Tensors (dtype `F32` or `F64`, the training precision, named by `precision`):
 //! - `layers.{i}.weight`: `D x D`, row-major, applied to a row vector as `y = x W + b`;
-//! - `layers.{i}.bias`: length `D`.
+//! - `layers.{i}.bias`: length `D`;
+//! - with `activation = "spline"` (version 2), `splines.{l}` for every hidden layer
+//!   `l < L - 1`: `D x (3K - 1)`, row-major, one row per unit: `K` width logits, `K`
+//!   height logits, `K - 1` interior slope parameters (see `relgrad_core::spline`).
 //!
 //! Layers `0..L-1` are followed by the activation, the last layer is affine; the latent
 //! `z` has a factorised base density. Metadata (a string map; JSON inside strings):
@@ -10,9 +13,10 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `"relgrad-invertible-mlp"` |
-//! | `format_version` | `"1"` |
+//! | `format_version` | `"2"` for a model with spline activations, `"1"` otherwise (a model that version 1 describes is written as version 1, so older readers keep reading it) |
 //! | `dim`, `n_layers` | integers (at most 65536 and 100000) |
-//! | `activation`, `alpha` | e.g. `"smooth-leaky-relu"`, `"0.01"` (`alpha` is the activation's parameter) |
+//! | `activation`, `alpha` | e.g. `"smooth-leaky-relu"`, `"0.01"` (`alpha` is the activation's parameter; a spline's is its bound `T`) |
+//! | `bins` | a spline's bins `K` (2 to 256); only with `activation = "spline"` |
 //! | `base` | `"normal"`, `"laplace"` or `"logistic"` |
 //! | `use_bias` | `"true"` or `"false"` |
 //! | `precision` | `"f32"` or `"f64"`: the dtype of every tensor |
@@ -53,10 +57,12 @@ use crate::tensors::{network_tensors, serialize, Arch, File};
 
 /// The `format` metadata value.
 pub const FORMAT: &str = "relgrad-invertible-mlp";
-/// The `format_version` this library writes.
-pub const FORMAT_VERSION: &str = "1";
+/// The `format_version` this library writes for a model with spline activations.
+pub const FORMAT_VERSION: &str = "2";
+/// The `format_version` it writes for a model without: version 1 describes it fully.
+pub const FORMAT_VERSION_FIXED: &str = "1";
 /// The `format_version`s this library reads.
-pub const READABLE_VERSIONS: [&str; 1] = ["1"];
+pub const READABLE_VERSIONS: [&str; 2] = ["1", "2"];
 /// The `layout` metadata value.
 pub const LAYOUT: &str = "row vectors: y = x W + b per layer (W row-major D x D); activation after every layer but the last; z = last layer's output has a factorised base density";
 
@@ -74,7 +80,12 @@ impl DensityModel {
     pub fn metadata(&self) -> HashMap<String, String> {
         let mut meta = HashMap::new();
         meta.insert("format".into(), FORMAT.into());
-        meta.insert("format_version".into(), FORMAT_VERSION.into());
+        let version = if self.network.activation().is_learnable() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_FIXED
+        };
+        meta.insert("format_version".into(), version.into());
         Arch::of(&self.network).write(&mut meta);
         meta.insert("layout".into(), LAYOUT.into());
         meta.insert("preprocess".into(), self.preprocess.to_json().to_string());
@@ -146,12 +157,22 @@ impl DensityModel {
             )));
         }
         let arch = Arch::read(&f)?;
+        if arch.activation.is_learnable() && version == "1" {
+            return Err(Error::invalid(
+                "metadata \"format_version\" is \"1\", but spline activations need version 2",
+            ));
+        }
         f.expect_names(
             &arch.tensor_names(""),
             &format!(
-                "the metadata says n_layers = {}: expected layers.0 to layers.{}, each with a weight and a bias",
+                "the metadata says n_layers = {}: expected layers.0 to layers.{}, each with a weight and a bias{}",
                 arch.n_layers,
-                arch.n_layers - 1
+                arch.n_layers - 1,
+                if arch.activation.is_learnable() {
+                    format!(", and splines.0 to splines.{} for the spline activation", arch.n_layers as isize - 2)
+                } else {
+                    String::new()
+                }
             ),
         )?;
         let network = arch.read_network(&f, "")?;

@@ -77,7 +77,8 @@ pub fn serialize(
         .map_err(|e| Error::invalid(format!("serialising safetensors: {e}")))
 }
 
-/// The tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of a network.
+/// The tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of a network, and
+/// with spline activations `{prefix}splines.{l}` (`D x (3K - 1)`) for every hidden layer.
 pub fn mlp_tensors<T: Scalar>(
     prefix: &str,
     model: &InvertibleMlp<T>,
@@ -92,6 +93,12 @@ pub fn mlp_tensors<T: Scalar>(
         out.push((
             format!("{prefix}layers.{i}.bias"),
             OwnedTensor::from_scalars(vec![d], &l.bias),
+        ));
+    }
+    for (l, m) in model.splines().iter().enumerate() {
+        out.push((
+            format!("{prefix}splines.{l}"),
+            OwnedTensor::from_scalars(vec![m.rows(), m.cols()], m.as_slice()),
         ));
     }
     out
@@ -268,6 +275,9 @@ impl Arch {
         meta.insert("n_layers".into(), self.n_layers.to_string());
         meta.insert("activation".into(), self.activation.name().into());
         meta.insert("alpha".into(), format!("{}", self.activation.parameter()));
+        if let Some(bins) = self.activation.bins() {
+            meta.insert("bins".into(), bins.to_string());
+        }
         meta.insert("base".into(), self.base.name().into());
         meta.insert("use_bias".into(), self.use_bias.to_string());
         meta.insert("precision".into(), self.precision.name().into());
@@ -288,11 +298,14 @@ impl Arch {
                 ))
             })?;
         let act = f.get("activation")?;
-        let activation = Activation::from_name(act, alpha).ok_or_else(|| {
+        let mut activation = Activation::from_name(act, alpha).ok_or_else(|| {
             Error::invalid(format!(
-                "metadata \"activation\" is {act:?}, expected \"smooth-leaky-relu\", \"leaky-relu\" or \"tanh-linear\""
+                "metadata \"activation\" is {act:?}, expected \"smooth-leaky-relu\", \"leaky-relu\", \"tanh-linear\" or \"spline\""
             ))
         })?;
+        if let Activation::Spline { bins, .. } = &mut activation {
+            *bins = f.get_count("bins", 2, relgrad_core::spline::MAX_BINS)?;
+        }
         activation
             .validate()
             .map_err(|e| Error::invalid(format!("metadata \"alpha\" is {alpha_s}: {e}")))?;
@@ -329,6 +342,11 @@ impl Arch {
 
     /// The tensor names of a network with this architecture under `prefix`.
     pub fn tensor_names(&self, prefix: &str) -> BTreeSet<String> {
+        let hidden = if self.activation.is_learnable() {
+            self.n_layers - 1
+        } else {
+            0
+        };
         (0..self.n_layers)
             .flat_map(|i| {
                 [
@@ -336,6 +354,7 @@ impl Arch {
                     format!("{prefix}layers.{i}.bias"),
                 ]
             })
+            .chain((0..hidden).map(|l| format!("{prefix}splines.{l}")))
             .collect()
     }
 
@@ -363,7 +382,24 @@ impl Arch {
                 bias: b.into_iter().map(T::from_f64c).collect(),
             });
         }
-        InvertibleMlp::from_layers(layers, self.activation, self.base, self.use_bias)
-            .map_err(|e| Error::invalid(format!("the stored network is invalid: {e}")))
+        let invalid =
+            |e: relgrad_core::Error| Error::invalid(format!("the stored network is invalid: {e}"));
+        let mlp = InvertibleMlp::from_layers(layers, self.activation, self.base, self.use_bias)
+            .map_err(invalid)?;
+        let Some(bins) = self.activation.bins() else {
+            return Ok(mlp);
+        };
+        let cols = relgrad_core::spline::params_per_unit(bins);
+        let splines = (0..self.n_layers - 1)
+            .map(|l| {
+                let v = f.floats(&format!("{prefix}splines.{l}"), &[d, cols], self.precision)?;
+                Ok(Mat::from_vec(
+                    d,
+                    cols,
+                    v.into_iter().map(T::from_f64c).collect(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        mlp.with_splines(splines).map_err(invalid)
     }
 }

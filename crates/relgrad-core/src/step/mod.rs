@@ -152,6 +152,8 @@ fn fused_step<T: Scalar, B: Backend<T>>(
     let inv_b = inv_batch::<T>(n);
     forward_train(model, backend, x, ws, inv_b);
     let rule = state.begin_step();
+    let spline_rule = state.spline_rule();
+    let n_layers = model.n_layers();
     let use_bias = model.use_bias();
     // Non-finite entries of the direction make this NaN: `0 r` is 0 for finite `r`.
     let mut check_sum = T::zero();
@@ -206,6 +208,18 @@ fn fused_step<T: Scalar, B: Backend<T>>(
                     }
                 },
             );
+            if let Some(knots) = ws.knots.get_mut(l - 1) {
+                // The splines' gradient from the same transposed `Delta_l W_l^T`, then
+                // their update (their knots for this step were taken in the forward pass).
+                let y = &ws.y[l - 1].as_slice()[..len];
+                let g = ws.grad.splines[l - 1].as_mut_slice();
+                knots.backward_transposed(y, &ws.prod[..len], inv_b, g);
+                let (m, v) = state.slot_mut(2 * n_layers + l - 1);
+                spline_rule.apply_vectorized(model.splines_mut()[l - 1].as_mut_slice(), g, m, v);
+                if !all_finite(g) {
+                    check_sum = T::nan();
+                }
+            }
         }
     }
     Ok(check_sum == T::zero())

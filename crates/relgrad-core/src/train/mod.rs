@@ -74,6 +74,9 @@ pub struct TrainConfig {
     pub lr_decay: f64,
     /// Whether steps are fused (see [`crate::step`]); only single-process training fuses.
     pub step: StepPath,
+    /// The spline parameters' optimizer, for a model with spline activations (Adam at
+    /// [`crate::optim::SPLINE_LR`] by default); its rate decays with `optimizer`'s.
+    pub spline_optimizer: Optimizer,
 }
 
 /// The defaults: SGD with momentum 0.9 and learning rate `1e-3` (the relative gradient is
@@ -98,6 +101,7 @@ impl Default for TrainConfig {
             lr_decays: 0,
             lr_decay: 0.3,
             step: StepPath::Auto,
+            spline_optimizer: Optimizer::adam(crate::optim::SPLINE_LR),
         }
     }
 }
@@ -106,6 +110,9 @@ impl TrainConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate().map_err(Error::InvalidConfig)?;
+        self.spline_optimizer
+            .validate()
+            .map_err(|e| Error::InvalidConfig(format!("the spline optimizer: {e}")))?;
         if self.batch_size == 0 {
             return Err(Error::InvalidConfig(
                 "the batch size must be at least 1".into(),
@@ -290,7 +297,11 @@ impl<T: Scalar, B: Backend<T>, C: Collective> Trainer<T, B, C> {
             0
         };
         Ok(Self {
-            state: OptimizerState::new(config.optimizer, model),
+            state: OptimizerState::with_spline_optimizer(
+                config.optimizer,
+                config.spline_optimizer,
+                model,
+            ),
             ws: Workspace::new(model, cap),
             best: model.clone(),
             best_score: f64::NEG_INFINITY,

@@ -246,6 +246,7 @@ impl<B: ModelBackend + Clone, C: Collective> Fit<B, C> {
             lr_decays: c.lr_decays,
             lr_decay: c.lr_decay,
             step: relgrad_core::StepPath::Auto,
+            spline_optimizer: c.spline_optimizer,
         };
         let val_shard = self.val.as_ref().map(|v| v.1);
         let mut trainer = Trainer::distributed(
