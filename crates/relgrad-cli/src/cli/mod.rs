@@ -198,6 +198,13 @@ pub struct TrainArgs {
     /// inputs of the leaky ReLUs, everywhere for tanh-linear).
     #[arg(long, default_value_t = 0.1, help_heading = "Model")]
     pub alpha: f64,
+    /// Bins of each spline, with --activation spline.
+    #[arg(long, default_value_t = 16, help_heading = "Model")]
+    pub bins: usize,
+    /// With --activation spline: each spline maps [-bound, bound] onto itself and is the
+    /// identity outside (the network's inputs are standardised).
+    #[arg(long, default_value_t = 4.0, help_heading = "Model")]
+    pub bound: f64,
     /// Base density of the latents.
     #[arg(long, value_enum, default_value_t = BaseArg::Normal, help_heading = "Model")]
     pub base: BaseArg,
@@ -220,6 +227,9 @@ pub struct TrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = parse_positive_f64, help_heading = "Training")]
     pub lr: f64,
+    /// Adam's learning rate for the spline parameters (--activation spline); decays with --lr.
+    #[arg(long, default_value_t = 1e-2, value_parser = parse_positive_f64, help_heading = "Training")]
+    pub spline_lr: f64,
     /// Heavy-ball momentum for --optimizer sgd (0: plain gradient ascent).
     #[arg(long, default_value_t = 0.9, help_heading = "Training")]
     pub momentum: f64,

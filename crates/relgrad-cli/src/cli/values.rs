@@ -12,6 +12,10 @@ pub enum ActivationArg {
     LeakyRelu,
     /// `tanh(x) + alpha x`.
     TanhLinear,
+    /// Learnable monotone rational-quadratic splines, one per unit and hidden layer, on
+    /// `[-bound, bound]` with `--bins` bins, the identity outside (trained with Adam at
+    /// `--spline-lr`): capacity where `D` is small.
+    Spline,
 }
 
 /// The factorised base density of the latents.

@@ -122,7 +122,8 @@ pub fn figures<C>(ctx: &RunOutput<'_, C>, model: &DensityModel, fitted: &Fitted)
             let t = model.transform(pts.as_mat(), Part::All)?;
             let lp = model.network.log_prob(&be, t.x.as_ref())?;
             let lp: Vec<f64> = lp.iter().zip(&t.log_jacobian).map(|(a, b)| a + b).collect();
-            let s = Table::from_mat(model.sample(&be, 2000, &mut rng)?);
+            let n = train.rows.clamp(1, plots::MAX_DENSITY_SAMPLES);
+            let s = Table::from_mat(model.sample(&be, n, &mut rng)?);
             plots::density_2d(&ctx.out.join("density.png"), &name, grid, &lp, &s, train)
         })());
     } else if let (Some(shape), Some(levels)) = (model.image, model.preprocess.levels()) {

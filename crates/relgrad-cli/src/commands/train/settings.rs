@@ -71,14 +71,24 @@ const RESUMABLE: [&str; 7] = [
     "distributed",
 ];
 
-fn activation_of(a: ActivationArg, alpha: f64) -> Result<Activation> {
-    let act = match a {
+fn activation_of(args: &TrainArgs) -> Result<Activation> {
+    let alpha = args.alpha;
+    let act = match args.activation {
         ActivationArg::SmoothLeakyRelu => Activation::SmoothLeakyRelu { alpha },
         ActivationArg::LeakyRelu => Activation::LeakyRelu { alpha },
         ActivationArg::TanhLinear => Activation::TanhLinear { beta: alpha },
+        ActivationArg::Spline => Activation::Spline {
+            bins: args.bins,
+            bound: args.bound,
+        },
+    };
+    let flag = if act.is_learnable() {
+        "--bins/--bound"
+    } else {
+        "--alpha"
     };
     act.validate()
-        .map_err(|e| crate::usage_error(format!("--alpha: {e}")))?;
+        .map_err(|e| crate::usage_error(format!("{flag}: {e}")))?;
     Ok(act)
 }
 
@@ -146,7 +156,7 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
         preprocess: args.preprocess.into(),
         levels: args.levels,
         n_layers: args.layers,
-        activation: activation_of(args.activation, args.alpha)?,
+        activation: activation_of(args)?,
         base: match args.base {
             BaseArg::Normal => BaseDensity::Normal,
             BaseArg::Laplace => BaseDensity::Laplace,
@@ -166,6 +176,7 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
                 momentum: args.momentum,
             },
         },
+        spline_optimizer: Optimizer::adam(args.spline_lr),
         batch_size: args.batch_size,
         max_epochs: args.epochs,
         look_ahead: args.look_ahead,
@@ -223,6 +234,16 @@ fn init_from_model(
         ),
         (
             "alpha",
+            format!("{}", config.activation.parameter()),
+            format!("{}", net.activation().parameter()),
+        ),
+        (
+            "bins",
+            format!("{:?}", config.activation.bins()),
+            format!("{:?}", net.activation().bins()),
+        ),
+        (
+            "bound",
             format!("{}", config.activation.parameter()),
             format!("{}", net.activation().parameter()),
         ),

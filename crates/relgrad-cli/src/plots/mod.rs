@@ -1,6 +1,7 @@
 //! Figures written next to a run's model (plotters, PNG):
 //! - `curve.png`: training and validation log-likelihood per epoch;
-//! - `density.png` (2-D data): the learned density as a heat map beside exact samples;
+//! - `density.png` (2-D data): histograms of the data and of exact samples either side of the
+//!   learned density, as heat maps;
 //! - `samples.png` and `relgrad sample`'s grids (image data): samples as a grid of images.
 //!
 //! Figures are a convenience: callers report a failure to draw one as a warning.
@@ -11,6 +12,9 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
 use crate::data::{ImageShape, Table};
+
+mod density;
+pub use density::{density_2d, Grid2, MAX_DENSITY_SAMPLES};
 
 /// One point of a learning curve: `(epoch, train_ll, val_ll)`.
 pub type CurvePoint = (usize, Option<f64>, Option<f64>);
@@ -151,147 +155,6 @@ fn draw_learning_curve(
     Ok(())
 }
 
-/// A grid over a 2-D box: the points where a density is evaluated for [`density_2d`].
-#[derive(Clone, Copy, Debug)]
-pub struct Grid2 {
-    /// `(x_min, x_max)`.
-    pub x: (f64, f64),
-    /// `(y_min, y_max)`.
-    pub y: (f64, f64),
-    /// Cells per side.
-    pub n: usize,
-}
-
-impl Grid2 {
-    /// A square-celled box around the data (1st to 99th percentile, padded).
-    pub fn around(data: &Table, n: usize) -> Self {
-        let range = |j: usize| {
-            let mut v: Vec<f64> = (0..data.rows)
-                .map(|i| data.get(i, j))
-                .filter(|x| x.is_finite())
-                .collect();
-            v.sort_by(f64::total_cmp);
-            if v.is_empty() {
-                return (-1.0, 1.0);
-            }
-            let (a, b) = (v[v.len() / 200], v[(v.len() * 199 / 200).min(v.len() - 1)]);
-            let pad = 0.15 * (b - a).max(1e-6);
-            (a - pad, b + pad)
-        };
-        Self {
-            x: range(0),
-            y: range(1),
-            n,
-        }
-    }
-
-    /// The cell centres, row by row from the top (`y` decreasing), as an `n^2 x 2` table.
-    pub fn points(&self) -> Table {
-        let n = self.n;
-        Table::from_fn(n * n, 2, |k, j| {
-            let (r, c) = (k / n, k % n);
-            if j == 0 {
-                self.x.0 + (c as f64 + 0.5) / n as f64 * (self.x.1 - self.x.0)
-            } else {
-                self.y.1 - (r as f64 + 0.5) / n as f64 * (self.y.1 - self.y.0)
-            }
-        })
-    }
-}
-
-fn heat(t: f64) -> RGBColor {
-    // A perceptually ordered dark-blue -> teal -> yellow ramp (viridis-like).
-    let stops = [
-        (68.0, 1.0, 84.0),
-        (59.0, 82.0, 139.0),
-        (33.0, 145.0, 140.0),
-        (94.0, 201.0, 98.0),
-        (253.0, 231.0, 37.0),
-    ];
-    let t = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
-    let i = (t.floor() as usize).min(stops.len() - 2);
-    let f = t - i as f64;
-    let (a, b) = (stops[i], stops[i + 1]);
-    let mix = |x: f64, y: f64| (x + f * (y - x)).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
-
-fn draw_density_2d(
-    path: &Path,
-    title: &str,
-    grid: Grid2,
-    log_density: &[f64],
-    samples: &Table,
-    data: &Table,
-) -> Result<()> {
-    let root = BitMapBackend::new(path, (1000, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err(path))?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(err(path))?;
-    let (left, right) = root.split_horizontally(500);
-    let dens: Vec<f64> = log_density
-        .iter()
-        .map(|l| if l.is_finite() { l.exp() } else { 0.0 })
-        .collect();
-    let max = dens.iter().cloned().fold(0.0, f64::max).max(1e-300);
-    let n = grid.n;
-    let (dx, dy) = (
-        (grid.x.1 - grid.x.0) / n as f64,
-        (grid.y.1 - grid.y.0) / n as f64,
-    );
-    let mut chart = ChartBuilder::on(&left)
-        .caption("learned density", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(grid.x.0..grid.x.1, grid.y.0..grid.y.1)
-        .map_err(err(path))?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .draw()
-        .map_err(err(path))?;
-    chart
-        .draw_series((0..n * n).map(|k| {
-            let (r, c) = (k / n, k % n);
-            let x0 = grid.x.0 + c as f64 * dx;
-            let y1 = grid.y.1 - r as f64 * dy;
-            Rectangle::new([(x0, y1 - dy), (x0 + dx, y1)], heat(dens[k] / max).filled())
-        }))
-        .map_err(err(path))?;
-    let mut chart = ChartBuilder::on(&right)
-        .caption("exact samples (red) and data (grey)", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(grid.x.0..grid.x.1, grid.y.0..grid.y.1)
-        .map_err(err(path))?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .draw()
-        .map_err(err(path))?;
-    let inside = |t: &Table, i: usize| {
-        let (x, y) = (t.get(i, 0), t.get(i, 1));
-        (x >= grid.x.0 && x <= grid.x.1 && y >= grid.y.0 && y <= grid.y.1).then_some((x, y))
-    };
-    chart
-        .draw_series(
-            (0..data.rows)
-                .filter_map(|i| inside(data, i))
-                .map(|p| Circle::new(p, 1, BLACK.mix(0.25).filled())),
-        )
-        .map_err(err(path))?;
-    chart
-        .draw_series(
-            (0..samples.rows)
-                .filter_map(|i| inside(samples, i))
-                .map(|p| Circle::new(p, 1, RED.mix(0.7).filled())),
-        )
-        .map_err(err(path))?;
-    root.present().map_err(err(path))?;
-    Ok(())
-}
-
 fn draw_image_grid(
     path: &Path,
     images: &Table,
@@ -363,22 +226,6 @@ pub fn learning_curve(
 ) -> Result<()> {
     atomically(path, |tmp| {
         draw_learning_curve(tmp, title, points, best_epoch, decays)
-    })
-}
-
-/// Draws the learned density on `grid` (`log_density` per grid point, in
-/// [`Grid2::points`] order) beside a scatter of `samples` (and, faintly, `data`).
-/// The file is replaced atomically.
-pub fn density_2d(
-    path: &Path,
-    title: &str,
-    grid: Grid2,
-    log_density: &[f64],
-    samples: &Table,
-    data: &Table,
-) -> Result<()> {
-    atomically(path, |tmp| {
-        draw_density_2d(tmp, title, grid, log_density, samples, data)
     })
 }
 
