@@ -21,6 +21,11 @@
 //!   covariance, but it is nearly linear, and the default optimizer does not get away
 //!   from it (on the digits its validation likelihood never improves on epoch 0): it is
 //!   an option, not the default.
+//!
+//!   With learnable activations (splines, which start at the identity) every hidden
+//!   layer's whitening is followed by a random rotation drawn from [`ROTATION_SEED`]: the
+//!   start is then exactly the best Gaussian (the network is affine), and the layers mix
+//!   the coordinates that the splines act on.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -165,6 +170,11 @@ impl Init {
     }
 }
 
+/// The seed of the rotations that follow each hidden layer's whitening in the
+/// data-dependent start of a model with learnable activations (fixed, so that the start
+/// depends on the data alone, as with fixed activations).
+pub const ROTATION_SEED: u64 = 0x5_91AE;
+
 /// Rows used to fit the data-dependent start (a prefix of the data is enough).
 const INIT_MAX_ROWS: usize = 50_000;
 
@@ -299,9 +309,20 @@ fn data_dependent<T: Scalar, B: Backend<T>, C: Collective>(
     let use_bias = model.use_bias();
     let mut h = x.to_owned();
     let mut y = Mat::<T>::zeros(n, d);
+    let mut rotations = StdRng::seed_from_u64(ROTATION_SEED);
     for l in 0..n_layers {
         let last = l + 1 == n_layers;
-        let (mean, white) = whitening(backend, h.as_ref(), comm)?;
+        let (mean, mut white) = whitening(backend, h.as_ref(), comm)?;
+        if act.is_learnable() && !last {
+            // Learnable activations start at the identity, so every layer after the
+            // first would whiten white rows (W = I): a rotation mixes the coordinates
+            // that the next splines act on, as between the elementwise maps of
+            // iterative Gaussianization.
+            let q = random_orthogonal(d, &mut rotations);
+            white = Mat::from_fn(d, d, |i, j| {
+                (0..d).map(|k| white.get(i, k) * q.get(k, j)).sum()
+            });
+        }
         let (scale, shift) = match (last, shift) {
             (true, _) => (1.0, 0.0),
             (false, Some(c)) => (1.0, c),

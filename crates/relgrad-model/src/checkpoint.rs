@@ -201,8 +201,14 @@ impl<T: Scalar> Checkpoint<T> {
 
     fn from_file(f: &File<'_>) -> Result<Self> {
         let arch = checked_arch(f)?;
-        // Every parameter group has at most one buffer of each kind.
-        let max_buffers = 2 * arch.n_layers;
+        // Every parameter group (weight, bias, a hidden layer's splines) has at most one
+        // buffer of each kind.
+        let splines = if arch.activation.is_learnable() {
+            arch.n_layers - 1
+        } else {
+            0
+        };
+        let max_buffers = 2 * arch.n_layers + splines;
         let n_m = f.get_count("n_m", 0, max_buffers)?;
         let n_v = f.get_count("n_v", 0, max_buffers)?;
         let mut names = arch.tensor_names("current.");

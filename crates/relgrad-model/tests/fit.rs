@@ -256,12 +256,16 @@ fn resume_from(bytes: &[u8], d: &Data, max_epochs: Option<usize>, precision: Pre
 }
 
 fn check_resume(precision: Precision) {
-    let be = backend();
-    let d = data();
-    let c = FitConfig {
+    check_resume_with(FitConfig {
         precision,
         ..config(8)
-    };
+    });
+}
+
+fn check_resume_with(c: FitConfig) {
+    let be = backend();
+    let d = data();
+    let precision = c.precision;
     let mut all = Collect::default();
     let full = Fit::new(&be, c.clone(), d.train.as_ref(), Some(d.val.as_ref()))
         .unwrap()
@@ -319,14 +323,31 @@ fn check_resume(precision: Precision) {
     // A checkpoint of a finished run continues with more epochs exactly like a longer run.
     let longer = run(
         &FitConfig {
-            precision,
-            ..config(10)
+            max_epochs: 10,
+            ..c.clone()
         },
         &d,
     );
     let extended = resume_from(all.checkpoints.last().unwrap(), &d, Some(10), precision);
     assert_eq!(extended.model.network, longer.model.network);
     assert_eq!(history_key(&extended.history), history_key(&longer.history));
+}
+
+/// With spline activations (their parameters and their own Adam state are checkpointed
+/// too), in both precisions.
+#[test]
+fn resume_gives_the_uninterrupted_result_with_splines() {
+    for precision in [Precision::F64, Precision::F32] {
+        check_resume_with(FitConfig {
+            precision,
+            activation: relgrad_core::Activation::Spline {
+                bins: 6,
+                bound: 3.0,
+            },
+            n_layers: 3,
+            ..config(8)
+        });
+    }
 }
 
 #[test]
