@@ -16,7 +16,10 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
-ACTIVATIONS = ("smooth-leaky-relu", "leaky-relu", "tanh-linear")
+ACTIVATIONS = ("smooth-leaky-relu", "leaky-relu", "tanh-linear", "spline")
+DEFAULT_BINS = 16  # relgrad_core::activation::DEFAULT_BINS
+MAX_BINS = 256  # relgrad_core::spline::MAX_BINS
+MAX_BOUND = 1e6  # relgrad_core::spline::validate
 BASES = ("normal", "laplace", "logistic")
 MAX_LR_DECAYS = 50  # relgrad_model::MAX_LR_DECAYS
 INITS = ("data", "orthogonal", "identity")
@@ -59,6 +62,15 @@ def _float(name: str, value: Any, low: float, high: float, *, low_open: bool, hi
     return v
 
 
+def check_bound(value: Any, name: str = "bound") -> float:
+    """A spline's bound ``T`` (its interval ``[-T, T]``): a positive finite number, at most
+    ``MAX_BOUND``."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+    if not (ok and 0.0 < float(value) <= MAX_BOUND):
+        raise ValueError(f"{name} must be a positive finite number (at most 1e6), got {value!r}")
+    return float(value)
+
+
 def seed_of(random_state: RandomStateLike, name: str = "random_state", default: Optional[int] = 0) -> int:
     """The native seed (an unsigned 64-bit integer) of a ``random_state`` argument.
 
@@ -92,6 +104,11 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
     out["n_layers"] = _int("n_layers", p["n_layers"], 1)
     out["activation"] = _choice("activation", p["activation"], ACTIVATIONS)
     out["alpha"] = _float("alpha", p["alpha"], -math.inf, math.inf, low_open=True, high_open=True)
+    bins = p["bins"]
+    if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, numbers.Integral) or not 2 <= int(bins) <= MAX_BINS:
+        raise ValueError(f"bins must be an integer from 2 to {MAX_BINS}, got {bins!r}")
+    out["bins"] = int(bins)
+    out["bound"] = check_bound(p["bound"])
     out["base"] = _choice("base", p["base"], BASES)
     out["init"] = _choice("init", p["init"], INITS)
     shift = p["init_shift"]
@@ -102,6 +119,9 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
     )
     out["optimizer"] = _choice("optimizer", p["optimizer"], OPTIMIZERS)
     out["learning_rate"] = _float("learning_rate", p["learning_rate"], 0.0, math.inf, low_open=True, high_open=True)
+    out["spline_learning_rate"] = _float(
+        "spline_learning_rate", p["spline_learning_rate"], 0.0, math.inf, low_open=True, high_open=True
+    )
     out["momentum"] = _float("momentum", p["momentum"], 0.0, 1.0, low_open=False, high_open=True)
     bs = p["batch_size"]
     out["batch_size"] = "full" if isinstance(bs, str) and bs == "full" else None
@@ -142,15 +162,19 @@ def fit_config(p: Mapping[str, Any], seed: int) -> str:
         optimizer: Dict[str, Any] = {"name": "sgd", "lr": p["learning_rate"], "momentum": p["momentum"]}
     else:
         optimizer = {"name": "adam", "lr": p["learning_rate"]}
+    spline = p["activation"] == "spline"
     config = {
         "preprocess": p["preprocess"],
         "levels": p["levels"],
         "layers": p["n_layers"],
         "activation": p["activation"],
-        "alpha": p["alpha"],
+        # The library's "alpha" is the activation's parameter: a spline's bound.
+        "alpha": p["bound"] if spline else p["alpha"],
+        "bins": p["bins"],
         "base": p["base"],
         "init": init,
         "optimizer": optimizer,
+        "spline_optimizer": {"name": "adam", "lr": p["spline_learning_rate"]},
         "batch_size": p["batch_size"],
         "epochs": p["max_epochs"],
         "look_ahead": p["n_iter_no_change"],
@@ -199,7 +223,16 @@ def params_from_meta(meta: Mapping[str, Any], defaults: Mapping[str, Any]) -> Di
     if not isinstance(t, dict):
         t = {}
     p["activation"] = meta.get("activation", p["activation"])
-    p["alpha"] = float(meta.get("alpha", p["alpha"]))
+    # "alpha" is the activation's parameter: a spline's bound. Parameters the file's
+    # activation does not use (alpha for a spline; bins and bound otherwise) are not
+    # recorded and keep their defaults.
+    if p["activation"] == "spline":
+        p["bound"] = float(meta.get("alpha", p["bound"]))
+        bins = meta.get("bins", t.get("bins"))
+        if bins is not None:
+            p["bins"] = int(bins)
+    else:
+        p["alpha"] = float(meta.get("alpha", p["alpha"]))
     p["base"] = meta.get("base", p["base"])
     precision = meta.get("precision", t.get("precision"))
     p["dtype"] = {"f32": "float32", "f64": "float64"}.get(precision, p["dtype"])
@@ -219,6 +252,9 @@ def params_from_meta(meta: Mapping[str, Any], defaults: Mapping[str, Any]) -> Di
         p["learning_rate"] = float(opt.get("lr", p["learning_rate"]))
         if "momentum" in opt:
             p["momentum"] = float(opt["momentum"])
+    spline_opt = t.get("spline_optimizer")
+    if isinstance(spline_opt, dict) and spline_opt.get("name") == "adam" and "lr" in spline_opt:
+        p["spline_learning_rate"] = float(spline_opt["lr"])
     if "batch_size" in t:
         p["batch_size"] = t["batch_size"] if t["batch_size"] == "full" else int(t["batch_size"])
     if "epochs" in t:

@@ -72,11 +72,27 @@ class Flow(DensityMixin, BaseEstimator):
     n_layers : int, default=3
         Number of layers ``L``, each ``D x D`` with a bias, an activation between layers
         (``relgrad train --layers``).
-    activation : {"tanh-linear", "smooth-leaky-relu", "leaky-relu"}, default="tanh-linear"
+    activation : {"tanh-linear", "smooth-leaky-relu", "leaky-relu", "spline"}, default="tanh-linear"
         Activation between layers (``--activation``): ``tanh(x) + alpha x``, or the
-        paper's smooth leaky ReLU ``alpha x + (1 - alpha) softplus(x)``, or the leaky ReLU.
+        paper's smooth leaky ReLU ``alpha x + (1 - alpha) softplus(x)``, or the leaky
+        ReLU, or ``"spline"``: learnable monotone rational-quadratic splines (Durkan et
+        al., 2019), one per unit and hidden layer, with ``bins`` bins on ``[-bound,
+        bound]`` and the identity outside. Each starts as the identity and is trained
+        with the network (by Adam at ``spline_learning_rate``). Splines add capacity
+        where the dimension is small (2-D data, a few columns), where a fixed activation
+        leaves little room between the layers.
     alpha : float, default=0.1
-        The activation's parameter, the slope of its linear part (``--alpha``).
+        The fixed activations' parameter, the slope of their linear part (``--alpha``;
+        not used by ``"spline"``).
+    bins : int, default=16
+        Bins ``K`` of every spline, from 2 to 256 (``--bins``; used with
+        ``activation="spline"``). Each unit's spline has ``3 K - 1`` parameters.
+    bound : float, default=4.0
+        Every spline maps ``[-bound, bound]`` onto itself and is the identity outside
+        (``--bound``; used with ``activation="spline"``): positive and finite, at most
+        ``1e6``. It is on the scale of the hidden units' inputs, which the
+        data-dependent start (``init="data"``) whitens (unit variance, centred at
+        ``init_shift``), so the default covers nearly every row at the start.
     base : {"normal", "laplace", "logistic"}, default="normal"
         Base density of the latents (``--base``).
     init : {"data", "orthogonal", "identity"}, default="data"
@@ -97,6 +113,10 @@ class Flow(DensityMixin, BaseEstimator):
         ``gradient="naive"``.
     learning_rate : float, default=1e-3
         Learning rate (``--lr``).
+    spline_learning_rate : float, default=1e-2
+        Adam's learning rate for the spline parameters (``--spline-lr``; used with
+        ``activation="spline"``, whatever ``optimizer`` the weights use). It decays with
+        ``learning_rate``: every decay multiplies both by ``lr_decay``.
     momentum : float, default=0.9
         Heavy-ball momentum of SGD, in ``[0, 1)`` (``--momentum``; ignored by Adam).
     batch_size : int or "full", default=100
@@ -155,6 +175,11 @@ class Flow(DensityMixin, BaseEstimator):
         model's ``dtype``: the best parameters found (by validation log-likelihood).
     biases_ : list of ndarray of shape (n_features_in_,)
         The bias of every layer.
+    splines_ : list of ndarray of shape (n_features_in_, 3 * bins - 1)
+        With ``activation="spline"``, the spline parameters of every hidden layer
+        (``n_layers - 1`` of them), in the model's ``dtype``: one row per unit, its
+        ``bins`` width logits, ``bins`` height logits and ``bins - 1`` interior slope
+        parameters (``relgrad_core::spline``); empty for the fixed activations.
     preprocess_ : dict
         The fitted preprocessing: ``{"kind": "none"}``, ``{"kind": "standardize",
         "mean": [...], "std": [...]}`` or ``{"kind": "logit", "levels": L, "lambda":
@@ -199,6 +224,12 @@ class Flow(DensityMixin, BaseEstimator):
     (2,)
     >>> flow.sample(4, random_state=1).shape
     (4, 3)
+
+    Learnable spline activations, for data with few columns:
+
+    >>> spline = Flow(activation="spline", bins=8, max_epochs=20, random_state=0).fit(X[:, :2])
+    >>> [s.shape for s in spline.splines_]  # one (D, 3 * bins - 1) array per hidden layer
+    [(2, 23), (2, 23)]
     """
 
     def __init__(
@@ -206,11 +237,14 @@ class Flow(DensityMixin, BaseEstimator):
         n_layers: int = 3,
         activation: str = "tanh-linear",
         alpha: float = 0.1,
+        bins: int = 16,
+        bound: float = 4.0,
         base: str = "normal",
         init: str = "data",
         init_shift: Union[float, str] = 0.0,
         optimizer: str = "sgd",
         learning_rate: float = 1e-3,
+        spline_learning_rate: float = 1e-2,
         momentum: float = 0.9,
         batch_size: Union[int, str] = 100,
         max_epochs: int = 1000,
@@ -230,11 +264,14 @@ class Flow(DensityMixin, BaseEstimator):
         self.n_layers = n_layers
         self.activation = activation
         self.alpha = alpha
+        self.bins = bins
+        self.bound = bound
         self.base = base
         self.init = init
         self.init_shift = init_shift
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.spline_learning_rate = spline_learning_rate
         self.momentum = momentum
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -268,9 +305,10 @@ class Flow(DensityMixin, BaseEstimator):
             checked = self._validate_data(X, reset=reset, **kwargs)
         return checked
 
-    def _model(self) -> Tuple[List[FloatArray], List[FloatArray], str]:
+    def _model(self) -> Tuple[List[FloatArray], List[FloatArray], List[FloatArray], str]:
         check_is_fitted(self, ["weights_", "biases_"])
-        return self.weights_, self.biases_, self._meta
+        # Estimators pickled before spline activations existed have no `splines_`.
+        return self.weights_, self.biases_, getattr(self, "splines_", []), self._meta
 
     # ------------------------------------------------------------------ fitting
 
@@ -335,8 +373,10 @@ class Flow(DensityMixin, BaseEstimator):
         else:
             x_train, x_val = X, None
         config = fit_config(p, seed)
-        weights, biases, meta, history, stop, exc = _relgrad.fit(x_train, x_val, config, callback, min(p["verbose"], 1))
-        self._set_fitted(weights, biases, record_settings(meta, p, seed, stop), history, stop)
+        weights, biases, splines, meta, history, stop, exc = _relgrad.fit(
+            x_train, x_val, config, callback, min(p["verbose"], 1)
+        )
+        self._set_fitted(weights, biases, splines, record_settings(meta, p, seed, stop), history, stop)
         if stop == "diverged":
             # The diverged epoch is the last one recorded (with a NaN log-likelihood).
             epoch = int(self.history_["epoch"][-1]) if len(history) else self.n_epochs_
@@ -355,6 +395,7 @@ class Flow(DensityMixin, BaseEstimator):
         self,
         weights: Sequence[FloatArray],
         biases: Sequence[FloatArray],
+        splines: Sequence[FloatArray],
         meta: str,
         history: Sequence[Tuple[int, Optional[float], Optional[float], float]],
         stop: str,
@@ -364,6 +405,7 @@ class Flow(DensityMixin, BaseEstimator):
         training = m.get("training") if isinstance(m.get("training"), dict) else {}
         self.weights_ = [np.asarray(w) for w in weights]
         self.biases_ = [np.asarray(b) for b in biases]
+        self.splines_ = [np.asarray(s) for s in splines]
         self.preprocess_ = dict(m.get("preprocess") or {"kind": "none"})
         nan = float("nan")
         self.history_ = {
@@ -398,9 +440,9 @@ class Flow(DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             ``log p(x)`` of every row.
         """
-        w, b, meta = self._model()
+        w, b, s, meta = self._model()
         X = self._check_X(X, reset=False)
-        return _relgrad.log_prob(w, b, meta, X, "all")
+        return _relgrad.log_prob(w, b, s, meta, X, "all")
 
     def score(self, X: ArrayLike, y: Any = None) -> float:
         """Mean log-density of the rows of ``X`` (nats per sample).
@@ -445,11 +487,11 @@ class Flow(DensityMixin, BaseEstimator):
             is returned (:meth:`sklearn.mixture.GaussianMixture.sample` returns ``(X,
             y)``).
         """
-        w, b, meta = self._model()
+        w, b, s, meta = self._model()
         if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         seed = seed_of(random_state, default=None)
-        return _relgrad.sample(w, b, meta, int(n_samples), seed)
+        return _relgrad.sample(w, b, s, meta, int(n_samples), seed)
 
     def transform(self, X: ArrayLike) -> npt.NDArray[np.float64]:
         """Map rows to their latents (preprocessing, then the network).
@@ -466,9 +508,9 @@ class Flow(DensityMixin, BaseEstimator):
             ``"logit"`` models the rows are dequantised first (noise as in
             :meth:`score_samples`).
         """
-        w, b, meta = self._model()
+        w, b, s, meta = self._model()
         X = self._check_X(X, reset=False)
-        return _relgrad.forward(w, b, meta, X)
+        return _relgrad.forward(w, b, s, meta, X)
 
     def fit_transform(
         self, X: ArrayLike, y: Any = None, callback: Optional[Callback] = None
@@ -505,7 +547,7 @@ class Flow(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
             Rows in the data's units.
         """
-        w, b, meta = self._model()
+        w, b, s, meta = self._model()
         z: FloatArray = check_array(
             Z, dtype=[np.float64, np.float32], order="C", estimator=self, input_name="Z", **{_FINITE: True}
         )
@@ -514,7 +556,7 @@ class Flow(DensityMixin, BaseEstimator):
                 f"Z has {z.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return _relgrad.inverse(w, b, meta, z)
+        return _relgrad.inverse(w, b, s, meta, z)
 
     def save(self, path: PathLike) -> None:
         """Write the model file (safetensors, atomically), the format of ``relgrad train``.
@@ -529,8 +571,8 @@ class Flow(DensityMixin, BaseEstimator):
         path : str or path-like
             Where to write, conventionally ``*.safetensors``.
         """
-        w, b, meta = self._model()
-        _relgrad.save(w, b, meta, os.fspath(path))
+        w, b, s, meta = self._model()
+        _relgrad.save(w, b, s, meta, os.fspath(path))
 
     # ------------------------------------------------------------------ tags
 
@@ -562,7 +604,8 @@ def load(path: PathLike) -> Flow:
         A fitted estimator. Its constructor parameters are those recorded in the file's
         training metadata (so ``sklearn.base.clone(flow).fit(X)`` trains the same
         recipe); ``n_threads`` and ``verbose`` are not recorded and keep their defaults,
-        and ``history_`` is empty.
+        as do the parameters the model's activation does not use (``alpha`` of a spline
+        model; ``bins`` and ``bound`` of the others), and ``history_`` is empty.
 
     Raises
     ------
@@ -571,11 +614,11 @@ def load(path: PathLike) -> Flow:
     ValueError
         When it is not a valid model file (the message names what is wrong).
     """
-    weights, biases, meta = _relgrad.load(os.fspath(path))
+    weights, biases, splines, meta = _relgrad.load(os.fspath(path))
     m = json.loads(meta)
     params = params_from_meta(m, Flow().get_params(deep=False))
     flow = Flow(**params)
     training = m.get("training") if isinstance(m.get("training"), dict) else {}
-    flow._set_fitted(weights, biases, meta, [], stop_reason_from_training(training))
+    flow._set_fitted(weights, biases, splines, meta, [], stop_reason_from_training(training))
     flow.n_features_in_ = int(np.asarray(weights[0]).shape[0])
     return flow

@@ -3,20 +3,25 @@
 For people with their own training loop (NumPy, JAX, PyTorch): the network is given as
 plain arrays, there is no preprocessing and no state. Layer ``l`` maps row vectors as
 ``y = h @ W[l] + b[l]``; the activation is applied after every layer but the last, whose
-output ``z`` has the factorised base density.
+output ``z`` has the factorised base density. With ``activation="spline"`` the activation
+of hidden layer ``l`` is one learnable spline per unit, whose parameters are the rows of
+``splines[l]``.
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _relgrad
-from ._config import ACTIVATIONS, BASES, GRADIENTS
+from ._config import ACTIVATIONS, BASES, DEFAULT_BINS, GRADIENTS, MAX_BINS, check_bound
 
 F64Array = npt.NDArray[np.float64]
+FixedActivation = Literal["smooth-leaky-relu", "leaky-relu", "tanh-linear"]
+Gradient = Tuple[List[F64Array], List[F64Array], float]
+SplineGradient = Tuple[List[F64Array], List[F64Array], float, List[F64Array]]
 
 
 def _choice(name: str, value: object, allowed: "tuple[str, ...]") -> str:
@@ -63,6 +68,111 @@ def _network(
     return ws, bs, x
 
 
+def _spline_setup(
+    activation: str,
+    alpha: float,
+    splines: Optional[Sequence[npt.ArrayLike]],
+    bins: Optional[int],
+    bound: float,
+    n_layers: int,
+    d: int,
+) -> Tuple[Optional[List[F64Array]], float, int]:
+    """The native arguments of the activation: the spline parameters (float64, checked:
+    one ``(D, 3 K - 1)`` matrix per hidden layer), the activation's parameter (``alpha``,
+    or a spline's ``bound``) and the bins ``K``."""
+    if activation != "spline":
+        if splines is not None:
+            raise ValueError(f"splines are the parameters of activation='spline', not of {activation!r}")
+        return None, float(alpha), 2
+    b = check_bound(bound)
+    if bins is not None and (
+        isinstance(bins, (bool, np.bool_)) or not isinstance(bins, (int, np.integer)) or not 2 <= bins <= MAX_BINS
+    ):
+        raise ValueError(f"bins must be None or an integer from 2 to {MAX_BINS}, got {bins!r}")
+    if splines is None:
+        # Every spline starts as the identity (the library's start).
+        return None, b, DEFAULT_BINS if bins is None else int(bins)
+    if isinstance(splines, np.ndarray) and splines.ndim == 2:
+        raise ValueError("splines must be a sequence of (D, 3 K - 1) arrays, one per hidden layer, not a single array")
+    ss = [np.ascontiguousarray(m, dtype=np.float64) for m in splines]
+    if len(ss) != n_layers - 1:
+        raise ValueError(
+            f"splines must hold one array per hidden layer: {n_layers - 1} for {n_layers} layers, got {len(ss)}"
+        )
+    k = bins
+    for i, m in enumerate(ss):
+        if m.ndim != 2 or m.shape[0] != d or m.shape[1] % 3 != 2 or not 2 <= (m.shape[1] + 1) // 3 <= MAX_BINS:
+            raise ValueError(
+                f"splines[{i}] must have shape ({d}, 3 K - 1) with K from 2 to {MAX_BINS} bins, got shape {m.shape}"
+            )
+        got = (m.shape[1] + 1) // 3
+        if k is None:
+            k = got
+        elif got != k:
+            raise ValueError(f"splines[{i}] has shape {m.shape}, {got} bins, expected ({d}, {3 * k - 1}) for {k} bins")
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"splines[{i}] holds a non-finite value")
+    return ss, b, DEFAULT_BINS if k is None else int(k)
+
+
+@overload
+def gradient(
+    weights: Sequence[npt.ArrayLike],
+    biases: Sequence[npt.ArrayLike],
+    X: npt.ArrayLike,
+    kind: str = ...,
+    activation: FixedActivation = ...,
+    alpha: float = ...,
+    base: str = ...,
+    *,
+    splines: None = ...,
+    bins: Optional[int] = ...,
+    bound: float = ...,
+) -> Gradient: ...
+@overload
+def gradient(
+    weights: Sequence[npt.ArrayLike],
+    biases: Sequence[npt.ArrayLike],
+    X: npt.ArrayLike,
+    kind: str,
+    activation: Literal["spline"],
+    alpha: float = ...,
+    base: str = ...,
+    *,
+    splines: Optional[Sequence[npt.ArrayLike]] = ...,
+    bins: Optional[int] = ...,
+    bound: float = ...,
+) -> SplineGradient: ...
+@overload
+def gradient(
+    weights: Sequence[npt.ArrayLike],
+    biases: Sequence[npt.ArrayLike],
+    X: npt.ArrayLike,
+    kind: str = ...,
+    *,
+    activation: Literal["spline"],
+    alpha: float = ...,
+    base: str = ...,
+    splines: Optional[Sequence[npt.ArrayLike]] = ...,
+    bins: Optional[int] = ...,
+    bound: float = ...,
+) -> SplineGradient: ...
+@overload
+def gradient(
+    weights: Sequence[npt.ArrayLike],
+    biases: Sequence[npt.ArrayLike],
+    X: npt.ArrayLike,
+    kind: str = ...,
+    activation: str = ...,
+    alpha: float = ...,
+    base: str = ...,
+    *,
+    splines: Optional[Sequence[npt.ArrayLike]] = ...,
+    bins: Optional[int] = ...,
+    bound: float = ...,
+) -> Union[Gradient, SplineGradient]: ...
+
+
 def gradient(
     weights: Sequence[npt.ArrayLike],
     biases: Sequence[npt.ArrayLike],
@@ -71,7 +181,11 @@ def gradient(
     activation: str = "smooth-leaky-relu",
     alpha: float = 0.01,
     base: str = "normal",
-) -> Tuple[List[F64Array], List[F64Array], float]:
+    *,
+    splines: Optional[Sequence[npt.ArrayLike]] = None,
+    bins: Optional[int] = None,
+    bound: float = 4.0,
+) -> Union[Gradient, SplineGradient]:
     """Update directions of the mean log-likelihood of the rows of ``X``.
 
     Parameters
@@ -88,12 +202,25 @@ def gradient(
         gradient multiplied by ``A A^T`` with ``A = [[W, 0], [b^T, 1]]`` per layer, at
         ``O(B D^2)`` cost and with no inverse. ``"naive"``: the Euclidean gradient
         ``dJ/dW``, ``dJ/db`` (an LU inverse per layer).
-    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear"}, default="smooth-leaky-relu"
-        Activation between layers.
+    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear", "spline"}, default="smooth-leaky-relu"
+        Activation between layers; ``"spline"``: learnable monotone rational-quadratic
+        splines, one per unit and hidden layer (see ``splines``).
     alpha : float, default=0.01
-        The activation's parameter.
+        The fixed activations' parameter (not used by ``"spline"``).
     base : {"normal", "laplace", "logistic"}, default="normal"
         Base density of the latents.
+    splines : sequence of array-like of shape (D, 3 * K - 1), optional
+        With ``activation="spline"``: the spline parameters of every hidden layer
+        (``len(weights) - 1`` arrays), one row per unit: ``K`` width logits, ``K`` height
+        logits and ``K - 1`` interior slope parameters, the layout of
+        :attr:`Flow.splines_ <relgrad.Flow>`. ``None`` (the default) starts every spline at the
+        identity, the library's start (all logits 0, every slope 1).
+    bins : int, optional
+        With ``activation="spline"``: the bins ``K`` of every spline, from 2 to 256;
+        ``None`` takes them from ``splines`` (16 without).
+    bound : float, default=4.0
+        With ``activation="spline"``: every spline maps ``[-bound, bound]`` onto itself
+        and is the identity outside.
 
     Returns
     -------
@@ -103,12 +230,16 @@ def gradient(
         The direction for every bias.
     mean_ll : float
         The mean log-likelihood ``J`` of the rows (nats).
+    dS : list of ndarray of shape (D, 3 * K - 1)
+        Only with ``activation="spline"`` (a fourth element): the Euclidean gradient
+        ``dJ/dS`` of every hidden layer's spline parameters, whatever ``kind`` (the
+        relative gradient concerns the weights and biases).
 
     Notes
     -----
-    Both are ascent directions of ``J``: ``W += lr * dW``, ``b += lr * db``. With
-    ``G_W``, ``G_b`` the naive gradient of a layer (``b`` and ``G_b`` as columns), the
-    relative one is ``dW = W W^T G_W + W b G_b^T`` and
+    All are ascent directions of ``J``: ``W += lr * dW``, ``b += lr * db`` (and ``S +=
+    lr_s * dS``). With ``G_W``, ``G_b`` the naive gradient of a layer (``b`` and ``G_b``
+    as columns), the relative one is ``dW = W W^T G_W + W b G_b^T`` and
     ``db^T = b^T W^T G_W + (1 + b^T b) G_b^T``.
 
     Examples
@@ -120,12 +251,21 @@ def gradient(
     >>> dW, db, ll = relgrad.gradient(W, b, rng.normal(size=(64, 3)))
     >>> [w.shape for w in dW]
     [(3, 3), (3, 3)]
+
+    With spline activations (identity splines of 8 bins to start), a fourth element:
+
+    >>> dW, db, ll, dS = relgrad.gradient(W, b, rng.normal(size=(64, 3)), activation="spline", bins=8)
+    >>> [s.shape for s in dS]
+    [(3, 23)]
     """
     kind = _choice("kind", kind, GRADIENTS)
     activation = _choice("activation", activation, ACTIVATIONS)
     base = _choice("base", base, BASES)
     ws, bs, x = _network(weights, biases, X)
-    dw, db, ll = _relgrad.gradient(ws, bs, x, kind, activation, float(alpha), base)
+    ss, parameter, k = _spline_setup(activation, alpha, splines, bins, bound, len(ws), x.shape[1])
+    dw, db, ds, ll = _relgrad.gradient(ws, bs, ss, x, kind, activation, parameter, k, base)
+    if activation == "spline":
+        return list(dw), list(db), float(ll), list(ds)
     return list(dw), list(db), float(ll)
 
 
@@ -136,6 +276,10 @@ def log_prob(
     activation: str = "smooth-leaky-relu",
     alpha: float = 0.01,
     base: str = "normal",
+    *,
+    splines: Optional[Sequence[npt.ArrayLike]] = None,
+    bins: Optional[int] = None,
+    bound: float = 4.0,
 ) -> F64Array:
     """Exact log-density of every row under a bare network (no preprocessing).
 
@@ -150,19 +294,41 @@ def log_prob(
         The bias of every layer.
     X : array-like of shape (n_samples, D)
         Rows in the network's space.
-    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear"}, default="smooth-leaky-relu"
+    activation : {"smooth-leaky-relu", "leaky-relu", "tanh-linear", "spline"}, default="smooth-leaky-relu"
         Activation between layers.
     alpha : float, default=0.01
-        The activation's parameter.
+        The fixed activations' parameter (not used by ``"spline"``).
     base : {"normal", "laplace", "logistic"}, default="normal"
         Base density of the latents.
+    splines : sequence of array-like of shape (D, 3 * K - 1), optional
+        With ``activation="spline"``: the spline parameters of every hidden layer, as in
+        :func:`gradient`; ``None`` is the identity.
+    bins : int, optional
+        With ``activation="spline"``: the bins ``K``; ``None`` takes them from
+        ``splines`` (16 without).
+    bound : float, default=4.0
+        With ``activation="spline"``: the splines' interval ``[-bound, bound]``.
 
     Returns
     -------
     log_density : ndarray of shape (n_samples,)
         The log-density of every row (nats); its mean is ``gradient(...)[2]``.
+
+    Examples
+    --------
+    A fitted spline :class:`~relgrad.Flow` is a bare network after its preprocessing:
+
+    >>> import numpy as np, relgrad
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> flow = relgrad.Flow(activation="spline", bins=8, max_epochs=5, random_state=0).fit(X)
+    >>> Z = (X - flow.preprocess_["mean"]) / flow.preprocess_["std"]
+    >>> ll = relgrad.log_prob(flow.weights_, flow.biases_, Z, activation="spline",
+    ...                       splines=flow.splines_, bound=flow.bound)
+    >>> bool(np.allclose(ll, flow.score_samples(X) + np.log(flow.preprocess_["std"]).sum(), atol=1e-4))
+    True
     """
     activation = _choice("activation", activation, ACTIVATIONS)
     base = _choice("base", base, BASES)
     ws, bs, x = _network(weights, biases, X)
-    return _relgrad.network_log_prob(ws, bs, x, activation, float(alpha), base)
+    ss, parameter, k = _spline_setup(activation, alpha, splines, bins, bound, len(ws), x.shape[1])
+    return _relgrad.network_log_prob(ws, bs, ss, x, activation, parameter, k, base)

@@ -8,8 +8,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from relgrad import Flow
 
-# Few epochs keep the checks fast; every other parameter is the default.
-ESTIMATORS = [Flow(max_epochs=5)]
+# Few epochs keep the checks fast; every other parameter is the default (spline
+# activations have parameters of their own, checked too).
+ESTIMATORS = [Flow(max_epochs=5), Flow(activation="spline", max_epochs=5)]
 
 # Checks that cannot pass, with the reason (scikit-learn >= 1.6 takes them as
 # `expected_failed_checks`; they are reported as xfail).

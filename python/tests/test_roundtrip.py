@@ -62,6 +62,7 @@ def test_load_recovers_every_recorded_parameter(tmp_path):
         init="orthogonal",
         optimizer="adam",
         learning_rate=2e-3,
+        spline_learning_rate=2e-2,  # recorded whatever the activation
         batch_size="full",
         max_epochs=2,
         n_iter_no_change=5,

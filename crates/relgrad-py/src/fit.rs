@@ -132,6 +132,7 @@ pub fn fit<'py>(
 ) -> PyResult<(
     Vec<Bound<'py, PyAny>>,
     Vec<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
     String,
     Vec<(usize, Option<f64>, Option<f64>, f64)>,
     &'static str,
@@ -157,7 +158,7 @@ pub fn fit<'py>(
             fit.run(&mut hooks).map_err(to_py)
         })
     })?;
-    let (weights, biases) = parameters_of(py, &fitted.model)?;
+    let (weights, biases, splines) = parameters_of(py, &fitted.model)?;
     let history = fitted
         .history
         .epochs
@@ -168,6 +169,7 @@ pub fn fit<'py>(
     Ok((
         weights,
         biases,
+        splines,
         meta_of(&fitted.model),
         history,
         stop_name(fitted.stop),

@@ -1,5 +1,6 @@
 //! The functional layer, for people with their own training loops: update directions
-//! and log-densities of a bare network (no preprocessing), in `float64`.
+//! and log-densities of a bare network (no preprocessing), in `float64`. A network with
+//! spline activations takes its spline parameters as one more list of matrices.
 
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
@@ -9,11 +10,27 @@ use relgrad::{Activation, BaseDensity, GradientKind, InvertibleMlp, Layer, Mat, 
 use crate::arrays::{matrix, rows, vector};
 use crate::errors::{guard, to_py};
 
+/// An activation from its name, its parameter (`alpha`, or a spline's bound `T`) and a
+/// spline's bins (ignored by the fixed activations).
+fn activation_of(name: &str, parameter: f64, bins: usize) -> PyResult<Activation> {
+    let mut activation = Activation::from_name(name, parameter).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "activation must be \"smooth-leaky-relu\", \"leaky-relu\", \"tanh-linear\" or \"spline\", got {name:?}"
+        ))
+    })?;
+    if let Activation::Spline { bins: k, .. } = &mut activation {
+        *k = bins;
+    }
+    Ok(activation)
+}
+
+/// A bare network. `splines` (spline activations only): one `D x (3K - 1)` matrix per
+/// hidden layer; `None` starts every spline at the identity.
 fn network(
     weights: &Bound<'_, PyAny>,
     biases: &Bound<'_, PyAny>,
-    activation: &str,
-    alpha: f64,
+    splines: Option<&Bound<'_, PyAny>>,
+    activation: Activation,
     base: &str,
 ) -> PyResult<InvertibleMlp<f64>> {
     let ws: Vec<Bound<'_, PyAny>> = weights.extract()?;
@@ -42,33 +59,46 @@ fn network(
             bias: vector(b, &format!("biases[{i}]"))?,
         });
     }
-    let activation = Activation::from_name(activation, alpha).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "activation must be \"smooth-leaky-relu\", \"leaky-relu\" or \"tanh-linear\", got {activation:?}"
-        ))
-    })?;
     let base = BaseDensity::from_name(base).ok_or_else(|| {
         PyValueError::new_err(format!(
             "base must be \"normal\", \"laplace\" or \"logistic\", got {base:?}"
         ))
     })?;
-    InvertibleMlp::from_layers(layers, activation, base, true).map_err(|e| to_py(e.into()))
+    let model =
+        InvertibleMlp::from_layers(layers, activation, base, true).map_err(|e| to_py(e.into()))?;
+    let Some(splines) = splines else {
+        return Ok(model);
+    };
+    let ss: Vec<Bound<'_, PyAny>> = splines.extract()?;
+    let mats = ss
+        .iter()
+        .enumerate()
+        .map(|(l, s)| rows(s, &format!("splines[{l}]")).map(|m| m.view().to_owned()))
+        .collect::<PyResult<Vec<_>>>()?;
+    model.with_splines(mats).map_err(|e| to_py(e.into()))
 }
 
 /// See `_relgrad.pyi`.
 #[pyfunction]
-#[pyo3(signature = (weights, biases, x, kind, activation, alpha, base))]
+#[pyo3(signature = (weights, biases, splines, x, kind, activation, alpha, bins, base))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn gradient<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: Option<&Bound<'py, PyAny>>,
     x: &Bound<'py, PyAny>,
     kind: &str,
     activation: &str,
     alpha: f64,
+    bins: usize,
     base: &str,
-) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, f64)> {
+) -> PyResult<(
+    Vec<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
+    f64,
+)> {
     let kind = match kind {
         "relative" => GradientKind::Relative,
         "naive" => GradientKind::Naive,
@@ -78,7 +108,8 @@ pub fn gradient<'py>(
             )))
         }
     };
-    let model = network(weights, biases, activation, alpha, base)?;
+    let activation = activation_of(activation, alpha, bins)?;
+    let model = network(weights, biases, splines, activation, base)?;
     let x = rows(x, "X")?;
     let xv = x.view();
     if xv.rows() == 0 {
@@ -105,22 +136,31 @@ pub fn gradient<'py>(
         .into_iter()
         .map(|b| PyArray1::from_vec(py, b).into_any())
         .collect();
-    Ok((dw, db, ll))
+    let ds = grad
+        .splines
+        .into_iter()
+        .map(|m: Mat<f64>| matrix(py, m).map(Bound::into_any))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((dw, db, ds, ll))
 }
 
 /// See `_relgrad.pyi`.
 #[pyfunction]
-#[pyo3(signature = (weights, biases, x, activation, alpha, base))]
+#[pyo3(signature = (weights, biases, splines, x, activation, alpha, bins, base))]
+#[allow(clippy::too_many_arguments)]
 pub fn network_log_prob<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: Option<&Bound<'py, PyAny>>,
     x: &Bound<'py, PyAny>,
     activation: &str,
     alpha: f64,
+    bins: usize,
     base: &str,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let model = network(weights, biases, activation, alpha, base)?;
+    let activation = activation_of(activation, alpha, bins)?;
+    let model = network(weights, biases, splines, activation, base)?;
     let x = rows(x, "X")?;
     let xv = x.view();
     let lp = py.detach(|| {

@@ -41,6 +41,10 @@ fn part_of(name: &str) -> PyResult<Part> {
 #[pyfunction]
 fn default_config() -> String {
     let mut v = FitConfig::default().to_json();
+    if v["bins"].is_null() {
+        // The bins a spline activation gets unless told otherwise.
+        v["bins"] = relgrad::activation::DEFAULT_BINS.into();
+    }
     v["preprocess"] = "auto".into();
     v["threads"] = 0.into();
     v.to_string()
@@ -49,14 +53,11 @@ fn default_config() -> String {
 /// Scores in the data's units (`model_space == false`) or the network's space.
 fn scores<'py>(
     py: Python<'py>,
-    weights: &Bound<'py, PyAny>,
-    biases: &Bound<'py, PyAny>,
-    meta: &str,
+    m: DensityModel,
     x: &Bound<'py, PyAny>,
     part: &str,
     model_space: bool,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let m = model_from_py(weights, biases, meta)?;
     let part = part_of(part)?;
     let x = rows(x, "X")?;
     let xv = x.view();
@@ -82,11 +83,18 @@ fn log_prob<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: &Bound<'py, PyAny>,
     meta: &str,
     x: &Bound<'py, PyAny>,
     part: &str,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    scores(py, weights, biases, meta, x, part, false)
+    scores(
+        py,
+        model_from_py(weights, biases, splines, meta)?,
+        x,
+        part,
+        false,
+    )
 }
 
 /// See `_relgrad.pyi`.
@@ -95,11 +103,18 @@ fn log_prob_model_space<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: &Bound<'py, PyAny>,
     meta: &str,
     x: &Bound<'py, PyAny>,
     part: &str,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    scores(py, weights, biases, meta, x, part, true)
+    scores(
+        py,
+        model_from_py(weights, biases, splines, meta)?,
+        x,
+        part,
+        true,
+    )
 }
 
 /// Rows in, rows out through one of the model's verbs, with the GIL released.
@@ -122,10 +137,11 @@ fn forward<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: &Bound<'py, PyAny>,
     meta: &str,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let m = model_from_py(weights, biases, meta)?;
+    let m = model_from_py(weights, biases, splines, meta)?;
     map_rows(py, m, x, "X", |m, be, x| m.forward(be, x))
 }
 
@@ -135,10 +151,11 @@ fn inverse<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: &Bound<'py, PyAny>,
     meta: &str,
     z: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let m = model_from_py(weights, biases, meta)?;
+    let m = model_from_py(weights, biases, splines, meta)?;
     map_rows(py, m, z, "Z", |m, be, z| m.inverse(be, z))
 }
 
@@ -148,11 +165,12 @@ fn sample<'py>(
     py: Python<'py>,
     weights: &Bound<'py, PyAny>,
     biases: &Bound<'py, PyAny>,
+    splines: &Bound<'py, PyAny>,
     meta: &str,
     n: usize,
     seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let m = model_from_py(weights, biases, meta)?;
+    let m = model_from_py(weights, biases, splines, meta)?;
     let x = py.detach(|| {
         guard(|| {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -168,10 +186,11 @@ fn sample<'py>(
 fn save(
     weights: &Bound<'_, PyAny>,
     biases: &Bound<'_, PyAny>,
+    splines: &Bound<'_, PyAny>,
     meta: &str,
     path: std::path::PathBuf,
 ) -> PyResult<()> {
-    model_from_py(weights, biases, meta)?
+    model_from_py(weights, biases, splines, meta)?
         .save(path)
         .map_err(to_py)
 }
@@ -182,10 +201,15 @@ fn save(
 fn load(
     py: Python<'_>,
     path: std::path::PathBuf,
-) -> PyResult<(Vec<Bound<'_, PyAny>>, Vec<Bound<'_, PyAny>>, String)> {
+) -> PyResult<(
+    Vec<Bound<'_, PyAny>>,
+    Vec<Bound<'_, PyAny>>,
+    Vec<Bound<'_, PyAny>>,
+    String,
+)> {
     let m = relgrad::DensityModel::load(path).map_err(to_py)?;
-    let (w, b) = parameters_of(py, &m)?;
-    Ok((w, b, meta_of(&m)))
+    let (w, b, s) = parameters_of(py, &m)?;
+    Ok((w, b, s, meta_of(&m)))
 }
 
 /// See `_relgrad.pyi`.

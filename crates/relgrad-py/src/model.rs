@@ -1,13 +1,13 @@
-//! Models across the boundary: `(weights, biases, meta)` from Python becomes a validated
-//! `relgrad::model::DensityModel` (through the model file's own reader, so Python gets the
-//! same checks as a file), and back.
+//! Models across the boundary: `(weights, biases, splines, meta)` from Python becomes a
+//! validated `relgrad::model::DensityModel` (through the model file's own reader, so Python
+//! gets the same checks as a file), and back.
 
 use std::collections::HashMap;
 
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use relgrad::model::model_file::{FORMAT, FORMAT_VERSION};
+use relgrad::model::model_file::{FORMAT, FORMAT_VERSION, FORMAT_VERSION_FIXED};
 use relgrad::model::tensors::{serialize, OwnedTensor};
 use relgrad::model::{DensityModel, Network, Precision};
 use relgrad::{InvertibleMlp, Scalar};
@@ -36,15 +36,37 @@ fn meta_str(v: &Value, key: &str, default: &str) -> String {
     }
 }
 
-/// Builds and validates a model from Python's weights, biases and meta JSON.
+/// A tensor of `shape` in the model's precision from float64 values.
+fn tensor(p: Precision, shape: Vec<usize>, values: &[f64]) -> OwnedTensor {
+    match p {
+        Precision::F32 => OwnedTensor::from_scalars::<f32>(
+            shape,
+            &values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        ),
+        Precision::F64 => OwnedTensor::from_scalars::<f64>(shape, values),
+    }
+}
+
+/// A 2-D array's values, row by row.
+fn row_major(x: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usize>, Vec<f64>)> {
+    let x = rows(x, name)?;
+    let v = x.view();
+    let values = (0..v.rows()).flat_map(|r| v.row(r).to_vec()).collect();
+    Ok((vec![v.rows(), v.cols()], values))
+}
+
+/// Builds and validates a model from Python's weights, biases, spline parameters (one
+/// matrix per hidden layer for a spline activation, else none) and meta JSON.
 pub fn model_from_py(
     weights: &Bound<'_, PyAny>,
     biases: &Bound<'_, PyAny>,
+    splines: &Bound<'_, PyAny>,
     meta: &str,
 ) -> PyResult<DensityModel> {
     let meta = parse_json(meta, "meta")?;
     let weights: Vec<Bound<'_, PyAny>> = weights.extract()?;
     let biases: Vec<Bound<'_, PyAny>> = biases.extract()?;
+    let splines: Vec<Bound<'_, PyAny>> = splines.extract()?;
     if weights.is_empty() || weights.len() != biases.len() {
         return Err(PyValueError::new_err(format!(
             "expected one bias per weight and at least one layer, got {} weights and {} biases",
@@ -54,43 +76,35 @@ pub fn model_from_py(
     }
     let precision = meta_str(&meta, "precision", "f64");
     let p = Precision::from_name(&precision).unwrap_or(Precision::F64);
-    let mut tensors = Vec::with_capacity(2 * weights.len());
+    let mut tensors = Vec::with_capacity(2 * weights.len() + splines.len());
     let mut dim = 0;
     for (i, (w, b)) in weights.iter().zip(&biases).enumerate() {
-        let w = rows(w, &format!("weights[{i}]"))?;
-        let w = w.view();
+        let (shape, wv) = row_major(w, &format!("weights[{i}]"))?;
         let b = vector(b, &format!("biases[{i}]"))?;
-        dim = w.rows();
-        let wv: Vec<f64> = (0..w.rows()).flat_map(|r| w.row(r).to_vec()).collect();
-        let shape = vec![w.rows(), w.cols()];
-        let (wt, bt) = match p {
-            Precision::F32 => (
-                OwnedTensor::from_scalars::<f32>(
-                    shape,
-                    &wv.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                ),
-                OwnedTensor::from_scalars::<f32>(
-                    vec![b.len()],
-                    &b.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                ),
-            ),
-            Precision::F64 => (
-                OwnedTensor::from_scalars::<f64>(shape, &wv),
-                OwnedTensor::from_scalars::<f64>(vec![b.len()], &b),
-            ),
-        };
-        tensors.push((format!("layers.{i}.weight"), wt));
-        tensors.push((format!("layers.{i}.bias"), bt));
+        dim = shape[0];
+        tensors.push((format!("layers.{i}.weight"), tensor(p, shape, &wv)));
+        tensors.push((format!("layers.{i}.bias"), tensor(p, vec![b.len()], &b)));
     }
+    for (l, s) in splines.iter().enumerate() {
+        let (shape, sv) = row_major(s, &format!("splines[{l}]"))?;
+        tensors.push((format!("splines.{l}"), tensor(p, shape, &sv)));
+    }
+    let activation = meta_str(&meta, "activation", "smooth-leaky-relu");
     let mut m: HashMap<String, String> = HashMap::new();
     m.insert("format".into(), FORMAT.into());
-    m.insert("format_version".into(), FORMAT_VERSION.into());
+    // The file reader checks the tensors against these keys (version 2 for splines).
+    let version = if activation == "spline" {
+        FORMAT_VERSION
+    } else {
+        FORMAT_VERSION_FIXED
+    };
+    m.insert("format_version".into(), version.into());
     m.insert("dim".into(), dim.to_string());
     m.insert("n_layers".into(), weights.len().to_string());
-    m.insert(
-        "activation".into(),
-        meta_str(&meta, "activation", "smooth-leaky-relu"),
-    );
+    if !meta["bins"].is_null() {
+        m.insert("bins".into(), meta_str(&meta, "bins", ""));
+    }
+    m.insert("activation".into(), activation);
     m.insert("alpha".into(), meta_str(&meta, "alpha", "0.01"));
     m.insert("base".into(), meta_str(&meta, "base", "normal"));
     m.insert("use_bias".into(), meta_str(&meta, "use_bias", "true"));
@@ -127,6 +141,7 @@ pub fn meta_of(m: &DensityModel) -> String {
     json!({
         "activation": net.activation().name(),
         "alpha": net.activation().parameter(),
+        "bins": net.activation().bins(),
         "base": net.base().name(),
         "use_bias": net.use_bias(),
         "precision": net.precision().name(),
@@ -141,8 +156,12 @@ pub fn meta_of(m: &DensityModel) -> String {
     .to_string()
 }
 
-/// Weights and biases as NumPy arrays.
-pub type Parameters<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>);
+/// Weights, biases and spline parameters as NumPy arrays.
+pub type Parameters<'py> = (
+    Vec<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
+);
 
 fn layers_of<'py, T: Scalar + numpy::Element>(
     py: Python<'py>,
@@ -154,15 +173,17 @@ fn layers_of<'py, T: Scalar + numpy::Element>(
         ws.push(matrix(py, l.weight.clone())?.into_any());
         bs.push(PyArray1::from_vec(py, l.bias.clone()).into_any());
     }
-    Ok((ws, bs))
+    let ss = m
+        .splines()
+        .iter()
+        .map(|s| matrix(py, s.clone()).map(Bound::into_any))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((ws, bs, ss))
 }
 
-/// A model's weights and biases as NumPy arrays of its precision.
-#[allow(clippy::type_complexity)]
-pub fn parameters_of<'py>(
-    py: Python<'py>,
-    m: &DensityModel,
-) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>)> {
+/// A model's weights, biases and spline parameters (none for a fixed activation) as
+/// NumPy arrays of its precision.
+pub fn parameters_of<'py>(py: Python<'py>, m: &DensityModel) -> PyResult<Parameters<'py>> {
     match &m.network {
         Network::F32(n) => layers_of(py, n),
         Network::F64(n) => layers_of(py, n),
