@@ -1,7 +1,9 @@
 //! Files written by the previous release's command-line tool must keep loading:
 //! `v1-moons-f64.safetensors` (`relgrad train --data moons --n 300 --epochs 3 --precision
 //! f64`, with its checkpoint) and `v1-digits-f32.safetensors` (`relgrad train --data
-//! digits --epochs 1`).
+//! digits --epochs 1`). `v1-scores.json` holds what relgrad computed from both files
+//! before spline activations and model format version 2 (commit e9d72bc): the current
+//! code must reproduce it bit for bit.
 
 mod common;
 
@@ -245,4 +247,163 @@ fn a_model_file_is_not_a_checkpoint() {
     let e = AnyCheckpoint::load(&path).unwrap_err().to_string();
     assert!(e.contains("not a relgrad checkpoint"), "{e}");
     assert!(e.contains("v1-moons-f64.safetensors"), "{e}");
+}
+
+/// Hex `f64::to_bits` strings of a JSON matrix (a list of rows) or vector (one value a row).
+fn expected_bits(v: &serde_json::Value, what: &str) -> Vec<Vec<u64>> {
+    let hex = |h: &serde_json::Value| {
+        let h = h
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {h} is not a hex string"));
+        u64::from_str_radix(h, 16).unwrap_or_else(|e| panic!("{what}: {h:?}: {e}"))
+    };
+    v.as_array()
+        .unwrap_or_else(|| panic!("{what}: not a list"))
+        .iter()
+        .map(|r| match r.as_array() {
+            Some(r) => r.iter().map(hex).collect(),
+            None => vec![hex(r)],
+        })
+        .collect()
+}
+
+/// The rows of a matrix.
+fn rows_of(m: &Mat<f64>) -> Vec<Vec<f64>> {
+    (0..m.rows())
+        .map(|i| (0..m.cols()).map(|j| m.get(i, j)).collect())
+        .collect()
+}
+
+/// Compares what the current code computed with what relgrad e9d72bc did: bit for bit
+/// when `tol` is `None`, else to `tol` relative (at least `floor` absolute). Panics with
+/// every mismatch, named by model, quantity, row and column.
+fn compare(
+    file: &str,
+    quantity: &str,
+    got: &[Vec<f64>],
+    expected: &[Vec<u64>],
+    tol: Option<(f64, f64)>,
+) {
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{file}: {quantity}: {} rows, the fixture has {}",
+        got.len(),
+        expected.len()
+    );
+    let mut bad = Vec::new();
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(
+            g.len(),
+            e.len(),
+            "{file}: {quantity}, row {i}: {} columns, the fixture has {}",
+            g.len(),
+            e.len()
+        );
+        for (j, (&g, &e)) in g.iter().zip(e).enumerate() {
+            let want = f64::from_bits(e);
+            let ok = match tol {
+                None => g.to_bits() == e,
+                Some((rel, floor)) => (g - want).abs() <= (rel * want.abs()).max(floor),
+            };
+            if !ok {
+                bad.push(format!(
+                    "{file}: {quantity}, row {i}, column {j}: now {g:e} ({:016x}), relgrad e9d72bc: {want:e} ({e:016x})",
+                    g.to_bits()
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of the values differ from what relgrad e9d72bc computed:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// Files written before spline activations and model format version 2 score exactly as
+/// they did: `v1-scores.json` holds, as `f64` bit patterns, what relgrad at commit e9d72bc
+/// computed from both v1 files on fixed rows (data-like and far-out rows for moons; real
+/// and hand-made images for digits): `log_prob` of every row, `forward` of the first rows,
+/// and `sample` and `network.sample` of 5 rows from `StdRng::seed_from_u64(7)`. Scoring
+/// is deterministic: `log_prob` and `forward` dequantise image data with the noise of the
+/// model's seed.
+///
+/// Backend: faer with one thread (`backend()`, `Faer::new(Threads::Fixed(1))`), as when
+/// the values were recorded (two threads and `Threads::Auto` gave the same bits there).
+/// The bits also depend on the instruction set (the elementwise kernels and faer's
+/// products dispatch on the CPU): they were recorded at `SimdLevel` "avx2" (AVX2 with
+/// FMA, no AVX-512). On a CPU that runs another level the test compares to a tight
+/// relative tolerance instead, and says so on stderr.
+#[test]
+fn v1_files_score_bit_identically() {
+    let text = std::fs::read_to_string(fixture("v1-scores.json")).expect("v1-scores.json");
+    let spec: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let recorded = spec["simd_level"].as_str().expect("simd_level");
+    let level = relgrad_core::simd_level();
+    let exact = level.name() == recorded;
+    if !exact {
+        eprintln!(
+            "v1_files_score_bit_identically: this CPU runs SIMD level {:?}, the values were recorded at {recorded:?}: comparing to a tolerance, not bit for bit",
+            level.name()
+        );
+    }
+    let be = backend();
+    let models = spec["models"].as_array().expect("models");
+    assert_eq!(models.len(), 2, "moons and digits");
+    for case in models {
+        let file = case["file"].as_str().expect("file");
+        let m = DensityModel::load(fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let rows: Vec<Vec<f64>> = serde_json::from_value(case["rows"].clone()).expect("rows");
+        let x = Mat::from_vec(rows.len(), m.dim(), rows.concat());
+        // Relative tolerances of the inexact comparison (a pixel of a sample may round
+        // to the neighbouring level).
+        let rel = match m.network.precision() {
+            Precision::F64 => 1e-9,
+            Precision::F32 => 1e-4,
+        };
+        let tol = |floor: f64| (!exact).then_some((rel, floor));
+
+        let lp = m
+            .log_prob(&be, x.as_ref())
+            .unwrap_or_else(|e| panic!("{file}: log_prob: {e}"));
+        let lp: Vec<Vec<f64>> = lp.into_iter().map(|v| vec![v]).collect();
+        let want = expected_bits(&case["log_prob"], "log_prob");
+        compare(file, "log_prob", &lp, &want, tol(0.0));
+
+        let k = case["forward_rows"].as_u64().expect("forward_rows") as usize;
+        let first = Mat::from_vec(k, m.dim(), rows[..k].concat());
+        let z = m
+            .forward(&be, first.as_ref())
+            .unwrap_or_else(|e| panic!("{file}: forward: {e}"));
+        let want = expected_bits(&case["forward"], "forward");
+        compare(file, "forward (latents)", &rows_of(&z), &want, tol(rel));
+
+        let seed = case["sample_seed"].as_u64().expect("sample_seed");
+        let n = case["sample_n"].as_u64().expect("sample_n") as usize;
+        let s = m
+            .sample(&be, n, &mut StdRng::seed_from_u64(seed))
+            .unwrap_or_else(|e| panic!("{file}: sample: {e}"));
+        let want = expected_bits(&case["sample"], "sample");
+        let floor = if m.preprocess.levels().is_some() {
+            1.0
+        } else {
+            rel
+        };
+        compare(file, "sample", &rows_of(&s), &want, tol(floor));
+
+        let s = m
+            .network
+            .sample(&be, n, &mut StdRng::seed_from_u64(seed))
+            .unwrap_or_else(|e| panic!("{file}: network.sample: {e}"));
+        let want = expected_bits(&case["network_sample"], "network_sample");
+        compare(
+            file,
+            "network.sample (network space)",
+            &rows_of(&s),
+            &want,
+            tol(rel),
+        );
+    }
 }
