@@ -50,7 +50,9 @@ pub mod tensors;
 pub mod views;
 
 pub use checkpoint::{AnyCheckpoint, Checkpoint};
-pub use config::{FitConfig, Start, MAX_LR_DECAYS};
+pub use config::{
+    automatic_architecture, FitConfig, Start, MAX_LR_DECAYS, SPLINE_LAYERS, SPLINE_MAX_DIM,
+};
 pub use error::{Error, Result};
 pub use evaluation::{Evaluation, MeanSe};
 pub use fit::{fit, Fit, Fitted, Sharded, Stop};

@@ -115,16 +115,18 @@ pub(crate) fn random_mat<T: Scalar>(rows: usize, cols: usize, rng: &mut StdRng) 
 }
 
 /// The model every benchmark times: `l` layers of dimension `d`, orthogonal weights from
-/// a fixed seed, the default activation.
+/// a fixed seed, the activation `activation` (splines at the identity: their cost does
+/// not depend on their parameters, only on which bin each value falls in).
 pub(crate) fn bench_model<T: Scalar, B: Backend<T>>(
     backend: &B,
     d: usize,
     l: usize,
+    activation: Activation,
 ) -> Result<InvertibleMlp<T>> {
     let arch = Architecture {
         dim: d,
         n_layers: l,
-        activation: Activation::default(),
+        activation,
         base: BaseDensity::Normal,
         use_bias: true,
     };
@@ -139,10 +141,11 @@ pub fn measure<T: Scalar, B: Backend<T>>(
     d: usize,
     b: usize,
     l: usize,
+    activation: Activation,
     timing: Timing,
 ) -> Result<Measurement> {
     let mut rng = StdRng::seed_from_u64(0xBE4C);
-    let model = bench_model::<T, B>(backend, d, l)?;
+    let model = bench_model::<T, B>(backend, d, l, activation)?;
     let x = random_mat::<T>(b, d, &mut rng);
     let mut ws = Workspace::new(&model, b);
 
@@ -296,6 +299,7 @@ mod tests {
             8,
             4,
             2,
+            Activation::default(),
             Timing {
                 budget: Duration::from_millis(1),
                 min_reps: 1,

@@ -148,11 +148,12 @@ fn clock_run(timing: Timing, f: &mut dyn FnMut()) -> f64 {
 pub fn measure_step<T: Scalar, B: Backend<T>>(
     backend: &B,
     (d, b, l): (usize, usize, usize),
+    activation: relgrad::Activation,
     optimizer: Optimizer,
     timing: Timing,
 ) -> Result<StepMeasurement> {
     let mut rng = StdRng::seed_from_u64(0x57E9);
-    let mut model = bench_model::<T, B>(backend, d, l)?;
+    let mut model = bench_model::<T, B>(backend, d, l, activation)?;
     let x = random_mat::<T>(b, d, &mut rng);
     let mut ws = Workspace::new(&model, b);
     let optimizer = match optimizer {
@@ -257,6 +258,7 @@ mod tests {
             let m = measure_step::<f32, _>(
                 &relgrad::Faer::sequential(),
                 (8, 4, 2),
+                relgrad::Activation::default(),
                 opt,
                 Timing {
                     budget: Duration::from_millis(1),
@@ -274,6 +276,19 @@ mod tests {
             // 2 layers of 8 x 9 parameters, f32: (2 + 2k) x 144 x 4 bytes, plus the batch.
             let k = state_buffers(opt) as f64;
             assert_eq!(m.floor_bytes, (2.0 + 2.0 * k) * 144.0 * 4.0 + 32.0 * 4.0);
+            // With splines (8 bins: 8 x 23 parameters for the one hidden layer), fused too.
+            let spline = relgrad::Activation::Spline {
+                bins: 8,
+                bound: 4.0,
+            };
+            let timing = Timing {
+                budget: Duration::from_millis(1),
+                min_reps: 1,
+            };
+            let be = relgrad::Faer::sequential();
+            let m = measure_step::<f32, _>(&be, (8, 4, 2), spline, opt, timing).unwrap();
+            assert!(m.step_ms > 0.0 && m.fused_ms > 0.0);
+            assert_eq!(m.floor_bytes, (2.0 + 2.0 * k) * 328.0 * 4.0 + 32.0 * 4.0);
         }
     }
 }

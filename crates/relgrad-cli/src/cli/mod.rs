@@ -188,12 +188,14 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_levels, help_heading = "Data")]
     pub levels: Option<u32>,
 
-    /// Number of layers L (each D x D with a bias; activation between layers).
-    #[arg(long, default_value_t = 3, value_parser = parse_layers, help_heading = "Model")]
-    pub layers: usize,
-    /// Activation between layers.
-    #[arg(long, value_enum, default_value_t = ActivationArg::TanhLinear, help_heading = "Model")]
-    pub activation: ActivationArg,
+    /// Number of layers L (each D x D with a bias; activation between layers)
+    /// [default: 8 with spline activations, 3 otherwise].
+    #[arg(long, value_parser = parse_layers, help_heading = "Model")]
+    pub layers: Option<usize>,
+    /// Activation between layers [default: spline for data of at most 4 columns,
+    /// tanh-linear above; measured in docs/quality.md].
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub activation: Option<ActivationArg>,
     /// The activation's parameter (the slope of its linear part: for large negative
     /// inputs of the leaky ReLUs, everywhere for tanh-linear).
     #[arg(long, default_value_t = 0.1, help_heading = "Model")]
@@ -410,6 +412,13 @@ pub struct BenchArgs {
     /// against its products.
     #[arg(long)]
     pub step: bool,
+    /// The activation of the timed model (smooth-leaky-relu: the paper's, alpha 0.01;
+    /// tanh-linear: beta 0.1; spline: --bins bins on [-4, 4]).
+    #[arg(long, value_enum, default_value_t = ActivationArg::SmoothLeakyRelu)]
+    pub activation: ActivationArg,
+    /// Bins of the splines with --activation spline.
+    #[arg(long, default_value_t = 16, value_parser = parse_bins)]
+    pub bins: usize,
     /// Print one JSON object per line instead of the table.
     #[arg(long)]
     pub json: bool,

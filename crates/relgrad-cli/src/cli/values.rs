@@ -117,3 +117,12 @@ pub enum Space {
 /// `--init-shift`: `auto` (`None`) or a number.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ShiftArg(pub Option<f64>);
+
+/// `--bins`: a spline's bins, 2 to 256.
+pub fn parse_bins(s: &str) -> Result<usize, String> {
+    let k: usize = s
+        .parse()
+        .map_err(|_| format!("expected a whole number of bins, got {s:?}"))?;
+    relgrad::spline::validate(k, 1.0)?;
+    Ok(k)
+}

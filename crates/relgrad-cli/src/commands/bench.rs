@@ -52,6 +52,7 @@ fn one<T: Scalar, B: Backend<T>>(
     timing: Timing,
     out: &mut dyn FnMut(Row),
 ) -> Result<()> {
+    let activation = bench_activation(args);
     for &d in &args.dims {
         for &b in &args.batch {
             let mut row = |m| {
@@ -70,6 +71,7 @@ fn one<T: Scalar, B: Backend<T>>(
                     d,
                     b,
                     args.layers,
+                    activation,
                     timing,
                 )?));
                 continue;
@@ -80,7 +82,7 @@ fn one<T: Scalar, B: Backend<T>>(
                 momentum: 0.9,
             };
             for (opt_name, opt) in [("sgd", sgd), ("adam", Optimizer::adam(1e-3))] {
-                let m = measure_step::<T, B>(be, (d, b, args.layers), opt, timing)?;
+                let m = measure_step::<T, B>(be, (d, b, args.layers), activation, opt, timing)?;
                 row(Measured::Step(opt_name, m));
             }
         }
@@ -226,6 +228,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             timing.budget.as_secs_f64(),
             simd.name()
         );
+        println!("activation: {}", describe_activation(&args));
         if args.step {
             println!(
                 "{:<9} {:<4} {:>7} {:>5} {:>6} {:>6} {:<5} {:>11} {:>10} {:>10} {:>10} {:>8} {:>9} {:>8} {:>11} {:>11} {:>11} {:>8}",
@@ -355,5 +358,28 @@ fn trainer_path(b: usize, d: usize) -> &'static str {
         "fused"
     } else {
         "step"
+    }
+}
+
+/// The activation `relgrad bench` times: `--activation` (default: the smooth leaky ReLU
+/// with alpha 0.01, the paper's), splines with `--bins` bins on [-4, 4].
+pub(crate) fn bench_activation(args: &BenchArgs) -> relgrad::Activation {
+    use crate::cli::ActivationArg;
+    match args.activation {
+        ActivationArg::SmoothLeakyRelu => relgrad::Activation::default(),
+        ActivationArg::LeakyRelu => relgrad::Activation::LeakyRelu { alpha: 0.01 },
+        ActivationArg::TanhLinear => relgrad::Activation::TanhLinear { beta: 0.1 },
+        ActivationArg::Spline => relgrad::Activation::Spline {
+            bins: args.bins,
+            bound: 4.0,
+        },
+    }
+}
+
+fn describe_activation(args: &BenchArgs) -> String {
+    let a = bench_activation(args);
+    match a.bins() {
+        Some(k) => format!("spline, {k} bins on [-4, 4]"),
+        None => format!("{} ({})", a.name(), a.parameter()),
     }
 }

@@ -212,7 +212,33 @@ fn run_in<C: Collective>(args: TrainArgs, explicit: &BTreeSet<String>, comm: &C)
                 levels.is_some() || config.preprocess != relgrad::model::PreprocessKind::Logit,
                 "--preprocess logit needs integer pixel data with known levels: pass --levels (e.g. 256 for 8-bit images)"
             );
-            let config = relgrad::model::FitConfig { levels, ..*config };
+            let mut config = relgrad::model::FitConfig { levels, ..*config };
+            let from_model = matches!(config.start, relgrad::model::Start::Model(_));
+            if !explicit.contains("activation") && !from_model {
+                // Neither named nor taken from a model: chosen by the data's width.
+                if let Some((act, layers)) =
+                    relgrad::model::automatic_architecture(splits.train.table.cols)
+                {
+                    config.activation = match (act, args.activation) {
+                        (relgrad::Activation::Spline { .. }, _) => relgrad::Activation::Spline {
+                            bins: args.bins,
+                            bound: args.bound,
+                        },
+                        (a, _) => a,
+                    };
+                    config
+                        .activation
+                        .validate()
+                        .map_err(|e| crate::usage_error(format!("--bins/--bound: {e}")))?;
+                    if !explicit.contains("layers") {
+                        config.n_layers = layers;
+                    }
+                }
+            }
+            if config.activation.is_learnable() && !explicit.contains("layers") && !from_model {
+                // Splines, named or chosen, take their own default depth.
+                config.n_layers = relgrad::model::SPLINE_LAYERS;
+            }
             Fit::distributed(&be, config, comm, train, val)
                 .map_err(|e| anyhow!("{e}"))
                 .map(|fit| (fit, out, force))

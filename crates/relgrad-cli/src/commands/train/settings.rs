@@ -73,7 +73,7 @@ const RESUMABLE: [&str; 7] = [
 
 fn activation_of(args: &TrainArgs) -> Result<Activation> {
     let alpha = args.alpha;
-    let act = match args.activation {
+    let act = match args.activation.unwrap_or(ActivationArg::TanhLinear) {
         ActivationArg::SmoothLeakyRelu => Activation::SmoothLeakyRelu { alpha },
         ActivationArg::LeakyRelu => Activation::LeakyRelu { alpha },
         ActivationArg::TanhLinear => Activation::TanhLinear { beta: alpha },
@@ -155,7 +155,7 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
     let mut config = FitConfig {
         preprocess: args.preprocess.into(),
         levels: args.levels,
-        n_layers: args.layers,
+        n_layers: args.layers.unwrap_or(3),
         activation: activation_of(args)?,
         base: match args.base {
             BaseArg::Normal => BaseDensity::Normal,
@@ -224,7 +224,7 @@ fn init_from_model(
     for (flag, given, ours) in [
         (
             "layers",
-            args.layers.to_string(),
+            config.n_layers.to_string(),
             net.n_layers().to_string(),
         ),
         (
