@@ -4,7 +4,9 @@
 them (naming the bad one), turns them into the JSON object that
 ``relgrad._relgrad.fit`` reads (the keys of ``relgrad train``'s options, see
 ``_relgrad.default_config()``), and reads a model file's ``training`` metadata back
-into constructor arguments for :func:`relgrad.load`.
+into constructor arguments for :func:`relgrad.load`. ``"auto"`` architectures are
+resolved by :func:`resolve_architecture` in ``fit``, with the data's width, by the
+library's rule.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _relgrad
+
 ACTIVATIONS = ("smooth-leaky-relu", "leaky-relu", "tanh-linear", "spline")
+#: What ``activation="auto"`` and ``n_layers="auto"`` leave to :func:`resolve_architecture`.
+AUTO = "auto"
 DEFAULT_BINS = 16  # relgrad_core::activation::DEFAULT_BINS
 MAX_BINS = 256  # relgrad_core::spline::MAX_BINS
 MAX_BOUND = 1e6  # relgrad_core::spline::validate
@@ -71,6 +77,44 @@ def check_bound(value: Any, name: str = "bound") -> float:
     return float(value)
 
 
+def resolve_architecture(activation: str, n_layers: Union[int, str], dim: int) -> Tuple[str, int]:
+    """The activation and number of layers a fit on data of ``dim`` columns uses, given
+    checked ``activation`` and ``n_layers`` parameters (either may be ``"auto"``).
+
+    The rule is the library's (``relgrad_model::automatic_architecture``, which
+    ``relgrad train`` follows when ``--activation`` is not given; measured in
+    ``docs/quality.md``): ``"auto"`` activation is ``"spline"`` for data of at most
+    ``_relgrad.SPLINE_MAX_DIM`` (4) columns and the library's default (``"tanh-linear"``)
+    above; ``"auto"`` layers are ``_relgrad.SPLINE_LAYERS`` (8) for a spline activation,
+    explicit or chosen, and the library's default (3) otherwise. A spline keeps the
+    estimator's own ``bins`` and ``bound`` (as the CLI keeps ``--bins`` and ``--bound``).
+
+    >>> resolve_architecture("auto", "auto", 2)
+    ('spline', 8)
+    >>> resolve_architecture("auto", "auto", 5)
+    ('tanh-linear', 3)
+    >>> resolve_architecture("spline", "auto", 64), resolve_architecture("auto", 4, 2)
+    (('spline', 8), ('spline', 4))
+    """
+    if activation == AUTO:
+        chosen = _relgrad.automatic_architecture(dim)
+        activation = _native_defaults()["activation"] if chosen is None else chosen[0]
+    if n_layers == AUTO:
+        n_layers = _relgrad.SPLINE_LAYERS if activation == "spline" else _native_defaults()["layers"]
+    return str(activation), int(n_layers)
+
+
+_NATIVE_DEFAULTS: Optional[Dict[str, Any]] = None
+
+
+def _native_defaults() -> Dict[str, Any]:
+    """``_relgrad.default_config()``, parsed once."""
+    global _NATIVE_DEFAULTS
+    if _NATIVE_DEFAULTS is None:
+        _NATIVE_DEFAULTS = json.loads(_relgrad.default_config())
+    return _NATIVE_DEFAULTS
+
+
 def seed_of(random_state: RandomStateLike, name: str = "random_state", default: Optional[int] = 0) -> int:
     """The native seed (an unsigned 64-bit integer) of a ``random_state`` argument.
 
@@ -101,8 +145,15 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
     """Checks the estimator's parameters and returns them normalised (plain Python
     types), raising ``ValueError`` naming the first bad one."""
     out: Dict[str, Any] = {}
-    out["n_layers"] = _int("n_layers", p["n_layers"], 1)
-    out["activation"] = _choice("activation", p["activation"], ACTIVATIONS)
+    n_layers = p["n_layers"]
+    if isinstance(n_layers, str) and n_layers == AUTO:
+        out["n_layers"] = AUTO
+    else:
+        integer = not isinstance(n_layers, (bool, np.bool_)) and isinstance(n_layers, numbers.Integral)
+        if not (integer and int(n_layers) >= 1):
+            raise ValueError(f"n_layers must be a positive integer or 'auto', got {n_layers!r}")
+        out["n_layers"] = int(n_layers)
+    out["activation"] = _choice("activation", p["activation"], (AUTO,) + ACTIVATIONS)
     out["alpha"] = _float("alpha", p["alpha"], -math.inf, math.inf, low_open=True, high_open=True)
     bins = p["bins"]
     if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, numbers.Integral) or not 2 <= int(bins) <= MAX_BINS:
@@ -153,7 +204,10 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def fit_config(p: Mapping[str, Any], seed: int) -> str:
-    """The native fit configuration (a JSON object string) of checked parameters."""
+    """The native fit configuration (a JSON object string) of checked parameters whose
+    architecture is resolved (no ``"auto"``: see :func:`resolve_architecture`)."""
+    if p["activation"] == AUTO or p["n_layers"] == AUTO:
+        raise ValueError("internal: resolve activation and n_layers before fit_config")
     if p["init"] == "data":
         init: Dict[str, Any] = {"kind": "data", "shift": p["init_shift"]}
     else:

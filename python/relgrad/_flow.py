@@ -21,6 +21,7 @@ from ._config import (
     fit_config,
     params_from_meta,
     record_settings,
+    resolve_architecture,
     seed_of,
     stop_reason_from_training,
 )
@@ -67,29 +68,46 @@ class Flow(DensityMixin, BaseEstimator):
     options, with the same defaults, and a model saved here is a model file of the
     command-line tool (and the reverse).
 
+    By default the architecture follows the data's width, as ``relgrad train`` chooses
+    it when ``--activation`` is not given (``relgrad_model::automatic_architecture``,
+    measured on held-out data in ``docs/quality.md``): data of at most 4 columns get
+    learnable spline activations at 8 layers, wider data tanh-linear activations at 3
+    layers. ``fit`` resolves ``"auto"``; ``activation_`` and ``n_layers_`` say what it
+    chose.
+
     Parameters
     ----------
-    n_layers : int, default=3
+    n_layers : int or "auto", default="auto"
         Number of layers ``L``, each ``D x D`` with a bias, an activation between layers
-        (``relgrad train --layers``).
-    activation : {"tanh-linear", "smooth-leaky-relu", "leaky-relu", "spline"}, default="tanh-linear"
-        Activation between layers (``--activation``): ``tanh(x) + alpha x``, or the
-        paper's smooth leaky ReLU ``alpha x + (1 - alpha) softplus(x)``, or the leaky
-        ReLU, or ``"spline"``: learnable monotone rational-quadratic splines (Durkan et
-        al., 2019), one per unit and hidden layer, with ``bins`` bins on ``[-bound,
-        bound]`` and the identity outside. Each starts as the identity and is trained
+        (``relgrad train --layers``). ``"auto"`` is 8 with spline activations (named, or
+        chosen by ``activation="auto"``) and 3 with the others, the CLI's defaults; the
+        number used is ``n_layers_``.
+    activation : {"auto", "tanh-linear", "smooth-leaky-relu", "leaky-relu", "spline"}, default="auto"
+        Activation between layers (``--activation``). ``"auto"`` chooses by the number
+        of columns ``D`` of the data ``fit`` sees, like ``relgrad train`` without
+        ``--activation``: ``"spline"`` (with this estimator's ``bins`` and ``bound``)
+        when ``D <= 4``, ``"tanh-linear"`` above; measured on held-out data
+        (``docs/quality.md``): on 2-D data splines at 8 layers come within about 0.1
+        nats per row of a tuned Gaussian mixture or KDE where tanh-linear stays at the
+        best Gaussian, at ``D = 4`` the two are even, and from ``D = 10`` up tanh-linear
+        at 3 layers is as good or better. The activation used is ``activation_``.
+        The named ones: ``"tanh-linear"`` is ``tanh(x) + alpha x``,
+        ``"smooth-leaky-relu"`` the paper's ``alpha x + (1 - alpha) softplus(x)``,
+        ``"leaky-relu"`` the leaky ReLU, and ``"spline"`` learnable monotone
+        rational-quadratic splines (Durkan et al., 2019), one per unit and hidden layer,
+        with ``bins`` bins on ``[-bound, bound]`` and the identity outside. Each starts as the identity and is trained
         with the network (by Adam at ``spline_learning_rate``). Splines add capacity
         where the dimension is small (2-D data, a few columns), where a fixed activation
         leaves little room between the layers.
     alpha : float, default=0.1
         The fixed activations' parameter, the slope of their linear part (``--alpha``;
-        not used by ``"spline"``).
+        not used by splines, named or chosen).
     bins : int, default=16
         Bins ``K`` of every spline, from 2 to 256 (``--bins``; used with
-        ``activation="spline"``). Each unit's spline has ``3 K - 1`` parameters.
+        spline activations, named or chosen by ``"auto"``). Each unit's spline has ``3 K - 1`` parameters.
     bound : float, default=4.0
         Every spline maps ``[-bound, bound]`` onto itself and is the identity outside
-        (``--bound``; used with ``activation="spline"``): positive and finite, at most
+        (``--bound``; used with spline activations, named or chosen): positive and finite, at most
         ``1e6``. It is on the scale of the hidden units' inputs, which the
         data-dependent start (``init="data"``) whitens (unit variance, centred at
         ``init_shift``), so the default covers nearly every row at the start.
@@ -115,7 +133,7 @@ class Flow(DensityMixin, BaseEstimator):
         Learning rate (``--lr``).
     spline_learning_rate : float, default=1e-2
         Adam's learning rate for the spline parameters (``--spline-lr``; used with
-        ``activation="spline"``, whatever ``optimizer`` the weights use). It decays with
+        spline activations, named or chosen, whatever ``optimizer`` the weights use). It decays with
         ``learning_rate``: every decay multiplies both by ``lr_decay``.
     momentum : float, default=0.9
         Heavy-ball momentum of SGD, in ``[0, 1)`` (``--momentum``; ignored by Adam).
@@ -170,6 +188,12 @@ class Flow(DensityMixin, BaseEstimator):
 
     Attributes
     ----------
+    activation_ : str
+        The activation of the fitted model: ``activation``, or what ``"auto"`` chose
+        for the data's width (``"spline"`` or ``"tanh-linear"``).
+    n_layers_ : int
+        The number of layers of the fitted model: ``n_layers``, or what ``"auto"``
+        chose (8 for splines, 3 otherwise).
     weights_ : list of ndarray of shape (n_features_in_, n_features_in_)
         The weight of every layer, applied to row vectors as ``y = x @ W + b``, in the
         model's ``dtype``: the best parameters found (by validation log-likelihood).
@@ -225,17 +249,26 @@ class Flow(DensityMixin, BaseEstimator):
     >>> flow.sample(4, random_state=1).shape
     (4, 3)
 
-    Learnable spline activations, for data with few columns:
+    The architecture follows the data's width: 3 columns get learnable spline
+    activations at 8 layers, 6 columns tanh-linear at 3 layers.
 
-    >>> spline = Flow(activation="spline", bins=8, max_epochs=20, random_state=0).fit(X[:, :2])
+    >>> flow.activation_, flow.n_layers_
+    ('spline', 8)
+    >>> wide = Flow(max_epochs=5, random_state=0).fit(np.random.default_rng(1).normal(size=(500, 6)))
+    >>> wide.activation_, wide.n_layers_
+    ('tanh-linear', 3)
+
+    Explicit settings are kept as given:
+
+    >>> spline = Flow(activation="spline", n_layers=3, bins=8, max_epochs=20, random_state=0).fit(X[:, :2])
     >>> [s.shape for s in spline.splines_]  # one (D, 3 * bins - 1) array per hidden layer
     [(2, 23), (2, 23)]
     """
 
     def __init__(
         self,
-        n_layers: int = 3,
-        activation: str = "tanh-linear",
+        n_layers: Union[int, str] = "auto",
+        activation: str = "auto",
         alpha: float = 0.1,
         bins: int = 16,
         bound: float = 4.0,
@@ -318,6 +351,9 @@ class Flow(DensityMixin, BaseEstimator):
         A fraction ``validation_fraction`` of the rows is held out, chosen from the seed
         exactly as ``relgrad train`` chooses its validation rows; the rest are trained
         on, and the parameters with the best validation log-likelihood are kept.
+        ``activation="auto"`` and ``n_layers="auto"`` are resolved here, from the number
+        of columns of ``X`` (see the class's parameters); ``activation_`` and
+        ``n_layers_`` record the result.
 
         Parameters
         ----------
@@ -357,6 +393,7 @@ class Flow(DensityMixin, BaseEstimator):
             raise ValueError(f"callback must be callable or None, got {callback!r}")
         p = check_params(self.get_params(deep=False))
         X = self._check_X(X, reset=True, min_samples=2)
+        p["activation"], p["n_layers"] = resolve_architecture(p["activation"], p["n_layers"], X.shape[1])
         seed = seed_of(self.random_state)
         _check_pixels(X, p)
         n = X.shape[0]
@@ -406,6 +443,8 @@ class Flow(DensityMixin, BaseEstimator):
         self.weights_ = [np.asarray(w) for w in weights]
         self.biases_ = [np.asarray(b) for b in biases]
         self.splines_ = [np.asarray(s) for s in splines]
+        self.activation_ = str(m["activation"])
+        self.n_layers_ = len(self.weights_)
         self.preprocess_ = dict(m.get("preprocess") or {"kind": "none"})
         nan = float("nan")
         self.history_ = {
@@ -603,7 +642,10 @@ def load(path: PathLike) -> Flow:
     flow : Flow
         A fitted estimator. Its constructor parameters are those recorded in the file's
         training metadata (so ``sklearn.base.clone(flow).fit(X)`` trains the same
-        recipe); ``n_threads`` and ``verbose`` are not recorded and keep their defaults,
+        recipe): ``activation`` and ``n_layers`` are the model's own (``"spline"`` and
+        8, say, for a model fitted with ``"auto"``), never ``"auto"``, so a refit keeps
+        the architecture whatever the width of the data; ``n_threads`` and ``verbose``
+        are not recorded and keep their defaults,
         as do the parameters the model's activation does not use (``alpha`` of a spline
         model; ``bins`` and ``bound`` of the others), and ``history_`` is empty.
 
@@ -616,7 +658,10 @@ def load(path: PathLike) -> Flow:
     """
     weights, biases, splines, meta = _relgrad.load(os.fspath(path))
     m = json.loads(meta)
-    params = params_from_meta(m, Flow().get_params(deep=False))
+    defaults = Flow().get_params(deep=False)
+    # The file's architecture, explicit (the metadata's "layers" agrees when recorded).
+    defaults["n_layers"] = len(weights)
+    params = params_from_meta(m, defaults)
     flow = Flow(**params)
     training = m.get("training") if isinstance(m.get("training"), dict) else {}
     flow._set_fitted(weights, biases, splines, meta, [], stop_reason_from_training(training))

@@ -35,9 +35,24 @@ Array = npt.NDArray[np.floating]
 
 __version__: str
 
+SPLINE_MAX_DIM: int
+"""The widest data (columns) that ``automatic_architecture`` gives spline activations
+(``relgrad_model::SPLINE_MAX_DIM``)."""
+
+SPLINE_LAYERS: int
+"""The layers ``automatic_architecture`` gives a spline model
+(``relgrad_model::SPLINE_LAYERS``)."""
+
 def default_config() -> str:
     """The fit settings' defaults (those of ``relgrad train``) as a JSON object string with
     the keys of ``fit``'s ``config``."""
+
+def automatic_architecture(dim: int) -> Optional[tuple[str, int, Optional[int], float]]:
+    """The architecture ``relgrad train`` chooses, when no activation is named, for data of
+    ``dim`` columns (``relgrad_model::automatic_architecture``): ``(activation, layers,
+    bins, parameter)`` (``bins`` is ``None`` for a fixed activation; ``parameter`` is its
+    ``alpha``, a spline's bound), or ``None`` to keep ``default_config()``'s activation
+    and layers. The CLI, and ``relgrad.Flow``, keep the user's bins and bound."""
 
 def fit(
     x: Array,

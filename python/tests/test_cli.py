@@ -17,7 +17,8 @@ def data():
 
 @pytest.fixture(scope="module")
 def cli_run(cli, data, tmp_path_factory):
-    """`relgrad train` on a CSV of ``data``: 3 epochs in f64, 10 % validation, no test."""
+    """`relgrad train` on a CSV of ``data``: 3 epochs in f64, 10 % validation, no test; the
+    architecture is the automatic one (3 columns: splines at 8 layers)."""
     d = tmp_path_factory.mktemp("cli")
     csv = write_csv(d / "data.csv", data)
     out = d / "run"
@@ -41,10 +42,12 @@ def cli_run(cli, data, tmp_path_factory):
 
 
 def test_python_fit_equals_the_cli_fit(cli_run, data):
+    # Neither names an architecture: both choose it by the data's width.
     ours = Flow(dtype="float64", max_epochs=3, validation_fraction=0.1, random_state=0).fit(data)
     theirs = relgrad.load(cli_run)
-    assert len(ours.weights_) == len(theirs.weights_) == 3
-    for a, b in zip(ours.weights_ + ours.biases_, theirs.weights_ + theirs.biases_):
+    assert (ours.activation_, ours.n_layers_) == (theirs.activation_, theirs.n_layers_) == ("spline", 8)
+    assert len(ours.weights_) == len(theirs.weights_) == 8 and len(ours.splines_) == len(theirs.splines_) == 7
+    for a, b in zip(ours.weights_ + ours.biases_ + ours.splines_, theirs.weights_ + theirs.biases_ + theirs.splines_):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
     assert ours.preprocess_["kind"] == theirs.preprocess_["kind"] == "standardize"
     np.testing.assert_allclose(ours.preprocess_["mean"], theirs.preprocess_["mean"], rtol=1e-12)
@@ -57,6 +60,8 @@ def test_cli_file_loads_with_its_recipe(cli_run, data):
     p = f.get_params()
     assert p["dtype"] == "float64" and p["max_epochs"] == 3 and p["validation_fraction"] == 0.1
     assert p["random_state"] == 0 and p["preprocess"] == "standardize" and p["levels"] is None
+    # The CLI's automatic architecture, explicit (a refit keeps it).
+    assert (p["activation"], p["n_layers"], p["bins"], p["bound"]) == ("spline", 8, 16, 4.0)
     assert f.n_features_in_ == 3 and f.stop_reason_ == "max_epochs"
     assert np.all(np.isfinite(f.score_samples(data)))
 
@@ -82,5 +87,7 @@ def test_cli_digits_model_loads_as_logit(cli, tmp_path):
     f = relgrad.load(out / "model.safetensors")
     assert f.preprocess_["kind"] == "logit" and f.levels == 17 and f.preprocess == "logit"
     assert f.n_features_in_ == 64
+    # 64 columns: the automatic architecture is tanh-linear at 3 layers.
+    assert (f.activation, f.n_layers) == (f.activation_, f.n_layers_) == ("tanh-linear", 3)
     s = f.sample(4, random_state=0)
     assert s.shape == (4, 64) and np.all((0 <= s) & (s <= 16))

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from conftest import correlated
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import relgrad
@@ -20,13 +21,26 @@ from relgrad import Flow, _relgrad
 
 
 def test_defaults_are_the_cli_defaults():
+    from relgrad._config import resolve_architecture
+
     d = json.loads(_relgrad.default_config())
     f = Flow()
-    assert f.n_layers == d["layers"]
-    assert f.activation == d["activation"]
+    # Without --activation and --layers, `relgrad train` chooses the architecture by the
+    # data's width (relgrad_model::automatic_architecture); so does "auto".
+    assert f.n_layers == "auto" and f.activation == "auto"
+    # Wider than SPLINE_MAX_DIM: the library's default configuration.
+    wide = _relgrad.SPLINE_MAX_DIM + 1
+    assert _relgrad.automatic_architecture(wide) is None
+    assert resolve_architecture("auto", "auto", wide) == (d["activation"], d["layers"]) == ("tanh-linear", 3)
+    # Up to it: splines at SPLINE_LAYERS, with the library's bins and bound, which are
+    # the defaults of `bins` and `bound` (the CLI's --bins and --bound).
+    act, layers, bins, bound = _relgrad.automatic_architecture(_relgrad.SPLINE_MAX_DIM)
+    assert (act, layers) == ("spline", _relgrad.SPLINE_LAYERS)
+    for dim in (1, 2, _relgrad.SPLINE_MAX_DIM):
+        assert resolve_architecture("auto", "auto", dim) == (act, layers)
+    assert f.bins == bins == d["bins"]  # the library's DEFAULT_BINS
+    assert f.bound == bound  # relgrad train --bound
     assert f.alpha == d["alpha"]
-    assert f.bins == d["bins"]  # the library's DEFAULT_BINS (a spline's, by default)
-    assert f.bound == 4.0  # relgrad train --bound
     assert d["spline_optimizer"]["name"] == "adam"
     assert f.spline_learning_rate == d["spline_optimizer"]["lr"]
     assert f.base == d["base"]
@@ -47,9 +61,14 @@ def test_defaults_are_the_cli_defaults():
 
 
 def test_config_json_round_trips_through_the_default_parameters():
-    from relgrad._config import check_params, fit_config
+    from relgrad._config import check_params, fit_config, resolve_architecture
 
-    ours = json.loads(fit_config(check_params(Flow().get_params()), 0))
+    p = check_params(Flow().get_params())
+    with pytest.raises(ValueError, match="resolve"):
+        fit_config(p, 0)
+    # Wide data: every default is the library's FitConfig::default().
+    p["activation"], p["n_layers"] = resolve_architecture(p["activation"], p["n_layers"], 10)
+    ours = json.loads(fit_config(p, 0))
     native = json.loads(_relgrad.default_config())
     for key, value in ours.items():
         if isinstance(value, dict):
@@ -63,9 +82,12 @@ def test_fit_sets_the_fitted_attributes(X):
     f = Flow(max_epochs=4, n_iter_no_change=0, random_state=3)
     assert f.fit(X) is f
     assert f.n_features_in_ == 3
-    assert len(f.weights_) == 3 and len(f.biases_) == 3
+    # 3 columns: the automatic architecture is splines at 8 layers.
+    assert f.activation_ == "spline" and f.n_layers_ == 8
+    assert len(f.weights_) == 8 and len(f.biases_) == 8 and len(f.splines_) == 7
     assert all(w.shape == (3, 3) and w.dtype == np.float32 for w in f.weights_)
     assert all(b.shape == (3,) and b.dtype == np.float32 for b in f.biases_)
+    assert all(s.shape == (3, 3 * 16 - 1) and s.dtype == np.float32 for s in f.splines_)
     assert f.preprocess_["kind"] == "standardize"
     np.testing.assert_allclose(f.preprocess_["mean"], X.mean(axis=0), atol=0.5)
     assert set(f.history_) == {"epoch", "train_ll", "val_ll", "seconds"}
@@ -85,7 +107,7 @@ def test_dtype_float64_and_no_validation(X):
 
 
 def test_verbs(X):
-    f = Flow(max_epochs=5, random_state=0).fit(X)
+    f = Flow(activation="tanh-linear", max_epochs=5, random_state=0).fit(X)
     s = f.score_samples(X[:50])
     assert s.shape == (50,) and s.dtype == np.float64 and np.all(np.isfinite(s))
     assert f.score(X[:50]) == pytest.approx(s.mean())
@@ -143,7 +165,8 @@ def test_other_options_fit(X):
         f = Flow(max_epochs=2, **params).fit(X)
         assert np.all(np.isfinite(f.score_samples(X[:10]))), params
         t = json.loads(f._meta)["training"]
-        assert t["layers"] == f.n_layers
+        assert t["layers"] == f.n_layers_ == len(f.weights_)
+        assert f.n_layers_ == (3 if "n_layers" in params or f.activation_ != "spline" else 8)
 
 
 def test_logit_preprocessing_with_levels():
@@ -199,7 +222,14 @@ def test_data_start_needs_enough_rows():
     "params, match",
     [
         (dict(n_layers=0), "n_layers"),
+        (dict(n_layers=2.0), "n_layers"),
+        (dict(n_layers=True), "n_layers"),
+        (dict(n_layers="deep"), "n_layers"),
+        (dict(n_layers="Auto"), "n_layers"),
+        (dict(n_layers=None), "n_layers"),
         (dict(activation="relu"), "activation"),
+        (dict(activation="AUTO"), "activation"),
+        (dict(activation=None), "activation"),
         (dict(alpha=float("nan")), "alpha"),
         (dict(activation="spline", bins=1), "bins"),
         (dict(activation="spline", bins=257), "bins"),
@@ -307,7 +337,7 @@ def test_callback_keyboard_interrupt_keeps_the_best_parameters(X):
     with pytest.raises(KeyboardInterrupt):
         f.fit(X, callback=cb)
     assert f.n_epochs_ == 3 and f.stop_reason_ == "cancelled"
-    assert len(f.weights_) == 3 and 0 <= f.best_epoch_ <= 3
+    assert len(f.weights_) == f.n_layers_ and 0 <= f.best_epoch_ <= 3
     assert np.all(np.isfinite(f.score_samples(X)))
     # The kept parameters are the best epoch's: its validation log-likelihood is the best.
     assert f.history_["val_ll"][f.best_epoch_] == np.nanmax(f.history_["val_ll"])
@@ -418,3 +448,111 @@ def test_verbose_above_one_prints_one_line_per_epoch(X, capsys):
     Flow(max_epochs=2, verbose=5).fit(X)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
     assert len(lines) == 3
+
+
+# ---------------------------------------------------------------- the automatic architecture
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_auto_fits_splines_at_8_layers_on_narrow_data(d):
+    X = correlated(200, d=d, seed=d)
+    f = Flow(max_epochs=2, random_state=0).fit(X)
+    # The parameters stay as given; what fit chose is in the fitted attributes.
+    assert f.activation == "auto" and f.n_layers == "auto"
+    assert d <= _relgrad.SPLINE_MAX_DIM == 4
+    assert f.activation_ == "spline" and f.n_layers_ == _relgrad.SPLINE_LAYERS == 8
+    assert len(f.weights_) == 8 and len(f.splines_) == 7
+    assert all(s.shape == (d, 3 * 16 - 1) for s in f.splines_)
+    meta = json.loads(f._meta)
+    assert meta["activation"] == "spline" and meta["bins"] == 16 and meta["alpha"] == 4.0
+    assert meta["training"]["layers"] == 8
+    assert np.all(np.isfinite(f.score_samples(X)))
+
+
+@pytest.mark.parametrize("d", [5, 8])
+def test_auto_fits_tanh_linear_at_3_layers_on_wide_data(d):
+    X = correlated(200, d=d, seed=d)
+    f = Flow(max_epochs=2, random_state=0).fit(X)
+    assert f.activation == "auto" and f.n_layers == "auto"
+    assert f.activation_ == "tanh-linear" and f.n_layers_ == 3
+    assert len(f.weights_) == 3 and f.splines_ == []
+    meta = json.loads(f._meta)
+    assert meta["activation"] == "tanh-linear" and meta["alpha"] == 0.1
+    # The same fit as naming the architecture.
+    g = Flow(activation="tanh-linear", n_layers=3, max_epochs=2, random_state=0).fit(X)
+    for a, b in zip(f.weights_ + f.biases_, g.weights_ + g.biases_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_auto_splines_take_the_estimators_bins_and_bound():
+    X = correlated(200, d=2)
+    f = Flow(bins=5, bound=2.5, spline_learning_rate=5e-3, max_epochs=2, random_state=0).fit(X)
+    assert f.activation_ == "spline" and all(s.shape == (2, 14) for s in f.splines_)
+    meta = json.loads(f._meta)
+    assert meta["bins"] == 5 and meta["alpha"] == 2.5
+    assert meta["training"]["spline_optimizer"]["lr"] == 5e-3
+    g = Flow(activation="spline", n_layers=8, bins=5, bound=2.5, spline_learning_rate=5e-3, max_epochs=2)
+    g.fit(X)
+    for a, b in zip(f.weights_ + f.splines_, g.weights_ + g.splines_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "d, params, activation, layers",
+    [
+        (2, dict(activation="tanh-linear"), "tanh-linear", 3),
+        (2, dict(activation="leaky-relu", alpha=0.3), "leaky-relu", 3),
+        (2, dict(n_layers=2), "spline", 2),
+        (2, dict(activation="tanh-linear", n_layers=5), "tanh-linear", 5),
+        (6, dict(activation="spline"), "spline", 8),  # named splines: 8 layers, as "auto" gives them
+        (6, dict(activation="spline", n_layers=2), "spline", 2),
+        (6, dict(n_layers=np.int64(4)), "tanh-linear", 4),
+        (6, dict(activation="smooth-leaky-relu", n_layers="auto"), "smooth-leaky-relu", 3),
+    ],
+)
+def test_explicit_architecture_is_respected(d, params, activation, layers):
+    X = correlated(200, d=d, seed=1)
+    f = Flow(max_epochs=1, random_state=0, **params).fit(X)
+    for key, value in params.items():
+        assert f.get_params()[key] is value, key  # stored unchanged
+    assert f.activation_ == activation and f.n_layers_ == layers == len(f.weights_)
+    assert json.loads(f._meta)["activation"] == activation
+    assert len(f.splines_) == (layers - 1 if activation == "spline" else 0)
+
+
+def test_auto_is_resolved_at_every_fit():
+    f = Flow(max_epochs=1, random_state=0)
+    f.fit(correlated(200, d=2))
+    assert (f.activation_, f.n_layers_, f.n_features_in_) == ("spline", 8, 2)
+    f.fit(correlated(200, d=6))
+    assert (f.activation_, f.n_layers_, f.n_features_in_) == ("tanh-linear", 3, 6)
+    assert f.splines_ == [] and f.activation == "auto" and f.n_layers == "auto"
+
+
+def test_auto_through_set_params_and_clone():
+    f = Flow(activation="spline", n_layers=3)
+    assert f.set_params(activation="auto", n_layers="auto") is f
+    assert f.get_params()["activation"] == "auto" and f.get_params()["n_layers"] == "auto"
+    g = clone(f)
+    assert g.get_params() == f.get_params()
+    X = correlated(200, d=2)
+    f.set_params(max_epochs=2).fit(X)
+    h = clone(f)
+    assert h.activation == "auto" and h.n_layers == "auto" and not hasattr(h, "activation_")
+    h.fit(X)
+    assert (h.activation_, h.n_layers_) == (f.activation_, f.n_layers_) == ("spline", 8)
+    for a, b in zip(f.weights_ + f.splines_, h.weights_ + h.splines_):
+        np.testing.assert_array_equal(a, b)
+    # Back to explicit values.
+    f.set_params(activation="tanh-linear", n_layers=2).fit(X)
+    assert (f.activation_, f.n_layers_) == ("tanh-linear", 2)
+
+
+def test_invalid_auto_strings_name_the_parameter():
+    X = correlated(50, d=2)
+    with pytest.raises(ValueError, match="n_layers must be a positive integer or 'auto', got 'automatic'"):
+        Flow(n_layers="automatic").fit(X)
+    with pytest.raises(ValueError, match="activation must be one of 'auto', .*got 'splines'"):
+        Flow(activation="splines").fit(X)
+    with pytest.raises(ValueError, match="n_layers"):
+        Flow().set_params(n_layers="8").fit(X)

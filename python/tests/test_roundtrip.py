@@ -19,7 +19,12 @@ def fitted():
     from conftest import correlated
 
     X = correlated(300)
-    return Flow(max_epochs=3, n_layers=3, init_shift=0.5, learning_rate=1e-3, random_state=5).fit(X), X
+    return (
+        Flow(
+            max_epochs=3, n_layers=3, activation="tanh-linear", init_shift=0.5, learning_rate=1e-3, random_state=5
+        ).fit(X),
+        X,
+    )
 
 
 def assert_same_model(a: Flow, b: Flow, X: np.ndarray) -> None:
@@ -42,12 +47,35 @@ def test_save_load(fitted, tmp_path):
     assert isinstance(g, Flow)
     assert_same_model(f, g, X)
     assert g.get_params() == f.get_params()
+    assert (g.activation_, g.n_layers_) == (f.activation_, f.n_layers_) == ("tanh-linear", 3)
     assert g.best_epoch_ == f.best_epoch_ and g.n_epochs_ == f.n_epochs_
     assert g.stop_reason_ == f.stop_reason_ == "max_epochs"
     assert len(g.history_["epoch"]) == 0
     # str paths too, and saving the loaded model again gives the same model.
     g.save(str(tmp_path / "again.safetensors"))
     assert_same_model(f, relgrad.load(str(tmp_path / "again.safetensors")), X)
+
+
+@pytest.mark.parametrize("d, activation, layers", [(2, "spline", 8), (6, "tanh-linear", 3)])
+def test_auto_models_load_with_their_resolved_architecture(tmp_path, d, activation, layers):
+    from conftest import correlated
+
+    X = correlated(200, d=d)
+    f = Flow(max_epochs=2, random_state=1).fit(X)
+    assert (f.activation, f.n_layers) == ("auto", "auto")
+    f.save(tmp_path / "m.safetensors")
+    g = relgrad.load(tmp_path / "m.safetensors")
+    assert_same_model(f, g, X)
+    # The loaded parameters are the model's own architecture, never "auto" ...
+    assert (g.activation, g.n_layers) == (g.activation_, g.n_layers_) == (activation, layers)
+    assert g.get_params() == {**f.get_params(), "activation": activation, "n_layers": layers}
+    # ... so the recipe refits the same model, and keeps it whatever the data's width.
+    h = clone(g).fit(X)
+    for a, b in zip(f.weights_ + f.splines_, h.weights_ + h.splines_):
+        np.testing.assert_array_equal(a, b)
+    # Pickles keep the parameters as given ("auto") and the fitted attributes.
+    p = pickle.loads(pickle.dumps(f))
+    assert (p.activation, p.n_layers, p.activation_, p.n_layers_) == ("auto", "auto", activation, layers)
 
 
 def test_load_recovers_every_recorded_parameter(tmp_path):

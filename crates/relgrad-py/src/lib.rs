@@ -50,6 +50,13 @@ fn default_config() -> String {
     v.to_string()
 }
 
+/// See `_relgrad.pyi`.
+#[pyfunction]
+fn automatic_architecture(dim: usize) -> Option<(&'static str, usize, Option<usize>, f64)> {
+    relgrad::model::automatic_architecture(dim)
+        .map(|(act, layers)| (act.name(), layers, act.bins(), act.parameter()))
+}
+
 /// Scores in the data's units (`model_space == false`) or the network's space.
 fn scores<'py>(
     py: Python<'py>,
@@ -236,7 +243,10 @@ fn holdout_rows(n: usize, fraction: f64) -> PyResult<usize> {
 #[pymodule]
 fn _relgrad(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SPLINE_MAX_DIM", relgrad::model::SPLINE_MAX_DIM)?;
+    m.add("SPLINE_LAYERS", relgrad::model::SPLINE_LAYERS)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(automatic_architecture, m)?)?;
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(log_prob, m)?)?;
     m.add_function(wrap_pyfunction!(log_prob_model_space, m)?)?;
