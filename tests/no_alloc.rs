@@ -121,11 +121,20 @@ enum Kind {
 }
 
 fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, kind: Kind) -> usize {
+    steps_allocate_with(backend, (d, b, l), relgrad::Activation::default(), kind)
+}
+
+fn steps_allocate_with<B: Backend<f64>>(
+    backend: &B,
+    (d, b, l): (usize, usize, usize),
+    activation: relgrad::Activation,
+    kind: Kind,
+) -> usize {
     let case = common::Case {
         d,
         b,
         l,
-        activation: relgrad::Activation::default(),
+        activation,
         base: relgrad::BaseDensity::Normal,
         bias: true,
         seed: 1,
@@ -166,6 +175,17 @@ fn training_steps_do_not_allocate() {
     for (d, b, l) in [(1, 1, 1), (16, 40, 3), (64, 100, 2), (40, 20, 4)] {
         for kind in [Kind::Relative, Kind::Naive, Kind::Fused] {
             assert_eq!(steps_allocate(&seq, d, b, l, kind), 0, "D={d} B={b} L={l}");
+        }
+    }
+    // Spline activations: their knots and gradients live in the workspace too.
+    let spline = relgrad::Activation::Spline {
+        bins: 8,
+        bound: 3.0,
+    };
+    for (d, b, l) in [(2, 50, 4), (16, 40, 3), (40, 3, 2)] {
+        for kind in [Kind::Relative, Kind::Naive, Kind::Fused] {
+            let n = steps_allocate_with(&seq, (d, b, l), spline, kind);
+            assert_eq!(n, 0, "splines, D={d} B={b} L={l}");
         }
     }
     // Automatic threading picks sequential products at this size, without allocating

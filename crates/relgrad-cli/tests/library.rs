@@ -142,10 +142,16 @@ fn the_cli_and_the_library_train_the_same_model() {
     };
     let s = split(Source::Path(data.clone()).load().unwrap(), &spec).unwrap();
     assert_eq!(s.train.table.rows + s.val.as_ref().unwrap().rows, x.rows);
+    // The tool chooses the architecture by the data's width, as the library's rule says.
+    let d = FitConfig::default();
+    let (activation, n_layers) =
+        relgrad::model::automatic_architecture(x.cols).unwrap_or((d.activation, d.n_layers));
     let config = FitConfig {
         precision: Precision::F64,
         max_epochs: 2,
-        ..FitConfig::default()
+        activation,
+        n_layers,
+        ..d
     };
     let be = Faer::new(Threads::Auto);
     let val = s.val.as_ref().unwrap();

@@ -40,8 +40,14 @@ fn train_writes_every_output_for_2d_data() {
     let meta = metadata(&out.join("model.safetensors"));
     assert_eq!(meta["format"], "relgrad-invertible-mlp");
     assert_eq!(meta["dim"], "2");
-    assert_eq!(meta["n_layers"], "3");
-    assert_eq!(meta["activation"], "tanh-linear");
+    // Two columns: splines at 8 layers by default.
+    assert_eq!(meta["n_layers"], "8");
+    assert_eq!(meta["activation"], "spline");
+    assert_eq!(
+        (meta["bins"].as_str(), meta["alpha"].as_str()),
+        (Some("16"), Some("4"))
+    );
+    assert_eq!(meta["format_version"], "2");
     let pre = meta_json(&out.join("model.safetensors"), "preprocess");
     assert_eq!(pre["kind"], "standardize");
     assert_eq!(pre["mean"].as_array().unwrap().len(), 2);
@@ -99,7 +105,7 @@ fn default_run_directory_is_deterministic_and_protected() {
         .success();
     let run = dir
         .path()
-        .join("runs/rings-standardize-l3-sgd-lr1e-3-b100-s0");
+        .join("runs/rings-standardize-l8-sgd-lr1e-3-b100-s0");
     assert!(run.join("model.safetensors").exists());
     relgrad()
         .current_dir(dir.path())
@@ -126,6 +132,7 @@ fn one_full_batch_sgd_epoch_is_one_relative_gradient_step() {
     let data_s = data.to_str().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
+    // A fixed activation: the step moves the weights alone (splines have their own).
     let common = [
         "--preprocess",
         "none",
@@ -135,6 +142,8 @@ fn one_full_batch_sgd_epoch_is_one_relative_gradient_step() {
         "0",
         "--precision",
         "f64",
+        "--activation",
+        "tanh-linear",
         "--quiet",
     ];
     relgrad()

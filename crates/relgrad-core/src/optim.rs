@@ -116,30 +116,26 @@ fn moments(optimizer: Optimizer) -> (bool, bool) {
     }
 }
 
-/// The lengths of the state buffers for `model` with these optimizers: first moments,
-/// second moments (see [`OptimizerState`]'s fields).
-fn state_shapes<T: Scalar>(
-    optimizer: Optimizer,
-    spline: Optimizer,
+/// The lengths of one kind of state buffer for `model` (see [`OptimizerState`]'s fields),
+/// `on` for the weights' and biases' optimizer, `spline_on` for the splines': empty when
+/// neither keeps it. Allocates nothing (the trainer checks it at every step).
+fn state_shape<T: Scalar>(
     model: &InvertibleMlp<T>,
-) -> (Vec<usize>, Vec<usize>) {
-    let layers: Vec<usize> = model
+    on: bool,
+    spline_on: bool,
+) -> impl Iterator<Item = usize> + '_ {
+    let spline_on = spline_on && !model.splines().is_empty();
+    let any = on || spline_on;
+    let own = model
         .layers()
         .iter()
         .flat_map(|l| [l.weight.as_slice().len(), l.bias.len()])
-        .collect();
-    let splines: Vec<usize> = model.splines().iter().map(|m| m.as_slice().len()).collect();
-    let shape = |on: bool, spline_on: bool| -> Vec<usize> {
-        let spline_on = spline_on && !splines.is_empty();
-        if !on && !spline_on {
-            return Vec::new();
-        }
-        let own = layers.iter().map(|&s| if on { s } else { 0 });
-        let theirs = splines.iter().map(|&s| if spline_on { s } else { 0 });
-        own.chain(theirs).collect()
-    };
-    let ((m, v), (sm, sv)) = (moments(optimizer), moments(spline));
-    (shape(m, sm), shape(v, sv))
+        .map(move |s| if on { s } else { 0 });
+    let theirs = model
+        .splines()
+        .iter()
+        .map(move |m| if spline_on { m.as_slice().len() } else { 0 });
+    own.chain(theirs).filter(move |_| any)
 }
 
 impl<T: Scalar> OptimizerState<T> {
@@ -154,15 +150,19 @@ impl<T: Scalar> OptimizerState<T> {
         spline: Optimizer,
         model: &InvertibleMlp<T>,
     ) -> Self {
-        let (m, v) = state_shapes(optimizer, spline, model);
-        let zeros = |sizes: Vec<usize>| sizes.into_iter().map(|s| vec![T::zero(); s]).collect();
+        let ((m, v), (sm, sv)) = (moments(optimizer), moments(spline));
+        let zeros = |on, spline_on| {
+            state_shape(model, on, spline_on)
+                .map(|s| vec![T::zero(); s])
+                .collect()
+        };
         Self {
             optimizer,
             spline,
             spline_ratio: spline.lr() / optimizer.lr(),
             step: 0,
-            m: zeros(m),
-            v: zeros(v),
+            m: zeros(m, sm),
+            v: zeros(v, sv),
         }
     }
 
@@ -222,9 +222,13 @@ impl<T: Scalar> OptimizerState<T> {
 
     /// Whether this state was made for `model`'s shape.
     pub fn fits(&self, model: &InvertibleMlp<T>) -> bool {
-        let (m, v) = state_shapes(self.optimizer, self.spline, model);
-        let lens = |bufs: &[Vec<T>]| bufs.iter().map(Vec::len).collect::<Vec<_>>();
-        lens(&self.m) == m && lens(&self.v) == v
+        let ((m, v), (sm, sv)) = (moments(self.optimizer), moments(self.spline));
+        let fit = |bufs: &[Vec<T>], on, spline_on| {
+            bufs.iter()
+                .map(Vec::len)
+                .eq(state_shape(model, on, spline_on))
+        };
+        fit(&self.m, m, sm) && fit(&self.v, v, sv)
     }
 
     /// Counts a step and returns its update rule, which [`Update::apply`] then applies to

@@ -147,11 +147,8 @@ fn a_checkpoint_is_not_a_model_file() {
 fn unknown_format_version() {
     refused_meta(
         "format_version",
-        "2",
-        &[
-            "\"format_version\" is \"2\"",
-            &format!("reads version {FORMAT_VERSION}"),
-        ],
+        "3",
+        &["\"format_version\" is \"3\"", "reads version 1, 2"],
     );
     refused(
         &parts().without("format_version").bytes(),
@@ -813,12 +810,12 @@ fn loading_a_missing_file_is_an_io_error_naming_the_path() {
 fn an_invalid_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.safetensors");
-    std::fs::write(&path, parts().with("format_version", "2").bytes()).unwrap();
+    std::fs::write(&path, parts().with("format_version", "3").bytes()).unwrap();
     let e = DensityModel::load(&path).unwrap_err();
     match &e {
         Error::InvalidFile { path: p, what } => {
             assert_eq!(p, &path);
-            assert!(what.contains("\"format_version\" is \"2\""), "{what}");
+            assert!(what.contains("\"format_version\" is \"3\""), "{what}");
         }
         other => panic!("expected Error::InvalidFile, got {other:?}"),
     }
@@ -867,4 +864,73 @@ mod float_round_trip {
             prop_assert_eq!(back, m);
         }
     }
+}
+
+/// A model with spline activations: dimension 2, 3 layers, `f64`, random splines.
+fn spline_model() -> DensityModel {
+    let mut net = random_mlp(
+        2,
+        3,
+        Activation::Spline {
+            bins: 5,
+            bound: 2.5,
+        },
+        8,
+    );
+    for (l, m) in net.splines_mut().iter_mut().enumerate() {
+        for (i, v) in m.as_mut_slice().iter_mut().enumerate() {
+            *v = ((i * 7 + l * 3) % 11) as f64 / 5.0 - 1.0;
+        }
+    }
+    let pre = Preprocess::Standardize {
+        mean: vec![0.5, 1.0],
+        std: vec![2.0, 0.25],
+    };
+    let mut m = DensityModel::new(Network::F64(net), pre).unwrap();
+    m.training = json!({"seed": 0});
+    m
+}
+
+#[test]
+fn a_spline_model_round_trips_as_version_2() {
+    let m = spline_model();
+    let bytes = m.to_bytes().unwrap();
+    let p = Parts::of(&bytes);
+    assert_eq!(p.meta["format_version"], FORMAT_VERSION);
+    assert_eq!(
+        (p.meta["activation"].as_str(), p.meta["bins"].as_str()),
+        ("spline", "5")
+    );
+    assert_eq!(p.tensor("splines.1").to_f64s().len(), 2 * 14);
+    let back = DensityModel::from_bytes(&bytes).unwrap();
+    assert_eq!(back, m);
+    let be = common::backend();
+    let x = relgrad_core::Mat::from_vec(3, 2, vec![0.1, 1.2, -3.0, 0.9, 2.0, 1.1]);
+    assert_eq!(
+        back.log_prob(&be, x.as_ref()).unwrap(),
+        m.log_prob(&be, x.as_ref()).unwrap()
+    );
+    // Models without splines are still written as version 1.
+    assert_eq!(parts().meta["format_version"], "1");
+    assert!(!parts().meta.contains_key("bins"));
+}
+
+#[test]
+fn a_spline_model_file_is_checked() {
+    let p = || Parts::of(&spline_model().to_bytes().unwrap());
+    refused(
+        &p().with("format_version", "1").bytes(),
+        &["spline activations need version 2"],
+    );
+    refused(&p().without("bins").bytes(), &["\"bins\""]);
+    refused(&p().with("bins", "1").bytes(), &["\"bins\""]);
+    refused(
+        &p().without_tensor("splines.0").bytes(),
+        &["splines.0", "spline activation"],
+    );
+    // Another bin count than the tensors were written for.
+    refused(&p().with("bins", "6").bytes(), &["splines.0"]);
+    let mut t = p().tensor("splines.1");
+    t.set(3, f64::NAN);
+    refused(&p().with_tensor("splines.1", t).bytes(), &["splines.1"]);
 }

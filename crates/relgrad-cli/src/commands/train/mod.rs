@@ -293,8 +293,16 @@ fn run_in<C: Collective>(args: TrainArgs, explicit: &BTreeSet<String>, comm: &C)
             eprintln!("warning: {}", constant_hint(&constant));
         }
         eprintln!(
-            "training {} layers on {desc} ({} training rows, {} validation, {} test; {}-d, {} preprocessing) with {} lr {} in {}; run directory {}",
+            "training {} layers ({}) on {desc} ({} training rows, {} validation, {} test; {}-d, {} preprocessing) with {} lr {} in {}; run directory {}",
             c.n_layers,
+            match c.activation.bins() {
+                Some(k) => format!(
+                    "{k}-bin splines on [-{t}, {t}], Adam lr {} for them",
+                    c.spline_optimizer.lr(),
+                    t = c.activation.parameter()
+                ),
+                None => format!("{} {}", c.activation.name(), c.activation.parameter()),
+            },
             fit.n_train(),
             fit.n_val(),
             splits.totals().2,
