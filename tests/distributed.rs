@@ -7,9 +7,10 @@ mod common;
 use common::*;
 use relgrad::collective::{Shard, ThreadGroup};
 use relgrad::gradient::partial_gradient;
+use relgrad::init::Architecture;
 use relgrad::{
-    gradient, Collective, DefaultBackend, Flow, GradientKind, Init, InvertibleMlp, Mat, MatRef,
-    Optimizer, TrainConfig, TrainEvent, Trainer, Workspace,
+    gradient, Activation, Collective, DefaultBackend, Flow, GradientKind, Init, InvertibleMlp, Mat,
+    MatRef, Optimizer, TrainConfig, TrainEvent, Trainer, Workspace,
 };
 
 /// Runs `f(member, shard)` on one thread per member of a group of `size`, where `shard`
@@ -54,7 +55,8 @@ fn data(n: usize, d: usize, seed: u64) -> Mat<f64> {
 #[test]
 fn partial_gradients_add_up_to_the_gradient_of_the_batch() {
     let backend = DefaultBackend::default();
-    for case_seed in 0..6u64 {
+    // Seed 7 has spline activations with a hidden layer.
+    for case_seed in 0..8u64 {
         let case = Case {
             d: 3 + case_seed as usize % 4,
             b: 7 + case_seed as usize,
@@ -112,14 +114,27 @@ fn the_data_dependent_start_is_the_same_from_shards() {
 /// Trains `epochs` epochs in one process and in groups of 2 and 3; the parameters and
 /// histories must agree.
 fn check_same_training(kind: GradientKind, optimizer: Optimizer, batch_size: usize) {
+    check_same_training_with(kind, optimizer, batch_size, Activation::default());
+}
+
+fn check_same_training_with(
+    kind: GradientKind,
+    optimizer: Optimizer,
+    batch_size: usize,
+    activation: Activation,
+) {
     let backend = DefaultBackend::default();
     let x = data(230, 4, 11);
     let (train, val) = (
         x.top(200).to_owned(),
         x.as_ref().rows_range(200, 230).to_owned(),
     );
+    let a = Architecture {
+        activation,
+        ..arch(4, 3)
+    };
     let start = Init::Orthogonal { seed: 4 }
-        .build(arch(4, 2), &backend, None)
+        .build(a, &backend, None)
         .unwrap();
     let config = TrainConfig {
         optimizer,
@@ -169,6 +184,13 @@ fn data_parallel_training_equals_one_process() {
     // Batches of 5 rows across 3 processes: some processes hold none of a batch's rows.
     check_same_training(GradientKind::Relative, Optimizer::adam(1e-3), 5);
     check_same_training(GradientKind::Naive, Optimizer::sgd(1e-2), 16);
+    // Spline activations: their gradients are summed across processes with the rest.
+    let spline = Activation::Spline {
+        bins: 6,
+        bound: 3.0,
+    };
+    check_same_training_with(GradientKind::Relative, Optimizer::sgd(1e-2), 32, spline);
+    check_same_training_with(GradientKind::Naive, Optimizer::adam(1e-3), 5, spline);
 }
 
 #[test]
