@@ -398,10 +398,18 @@ pub fn fused_matches_unfused<B: Backend<f64>>(
         };
         let (fused, fused_state) = run(StepPath::Fused);
         let (plain, plain_state) = run(StepPath::Unfused);
+        // A spline parameter's gradient sums terms over the batch that cancel (the slope
+        // and value terms of a bin), so the two paths' rounding of the backward signal
+        // shows more in it: 3e-12 measured on D = 11, B = 27, L = 4.
+        let tol = if model0.splines().is_empty() {
+            1e-12
+        } else {
+            1e-10
+        };
         let e = rel_err(&fused, &plain, 1e-12);
-        prop_assert!(e < 1e-12, "{opt:?}: parameters differ by {e:e}");
+        prop_assert!(e < tol, "{opt:?}: parameters differ by {e:e}");
         let e = rel_err(&fused_state, &plain_state, 1e-12);
-        prop_assert!(e < 1e-12, "{opt:?}: optimizer states differ by {e:e}");
+        prop_assert!(e < tol, "{opt:?}: optimizer states differ by {e:e}");
     }
     Ok(())
 }
