@@ -83,7 +83,7 @@ def resolve_architecture(activation: str, n_layers: Union[int, str], dim: int) -
 
     The rule is the library's (``relgrad_model::automatic_architecture``, which
     ``relgrad train`` follows when ``--activation`` is not given; measured in
-    ``docs/quality.md``): ``"auto"`` activation is ``"spline"`` for data of at most
+    ``docs/quality-capacity.md``): ``"auto"`` activation is ``"spline"`` for data of at most
     ``_relgrad.SPLINE_MAX_DIM`` (4) columns and the library's default (``"tanh-linear"``)
     above; ``"auto"`` layers are ``_relgrad.SPLINE_LAYERS`` (8) for a spline activation,
     explicit or chosen, and the library's default (3) otherwise. A spline keeps the

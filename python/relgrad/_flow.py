@@ -70,7 +70,7 @@ class Flow(DensityMixin, BaseEstimator):
 
     By default the architecture follows the data's width, as ``relgrad train`` chooses
     it when ``--activation`` is not given (``relgrad_model::automatic_architecture``,
-    measured on held-out data in ``docs/quality.md``): data of at most 4 columns get
+    measured on held-out data in ``docs/quality-capacity.md``): data of at most 4 columns get
     learnable spline activations at 8 layers, wider data tanh-linear activations at 3
     layers. ``fit`` resolves ``"auto"``; ``activation_`` and ``n_layers_`` say what it
     chose.
@@ -87,7 +87,7 @@ class Flow(DensityMixin, BaseEstimator):
         of columns ``D`` of the data ``fit`` sees, like ``relgrad train`` without
         ``--activation``: ``"spline"`` (with this estimator's ``bins`` and ``bound``)
         when ``D <= 4``, ``"tanh-linear"`` above; measured on held-out data
-        (``docs/quality.md``): on 2-D data splines at 8 layers come within about 0.1
+        (``docs/quality-capacity.md``): on 2-D data splines at 8 layers come within about 0.1
         nats per row of a tuned Gaussian mixture or KDE where tanh-linear stays at the
         best Gaussian, at ``D = 4`` the two are even, and from ``D = 10`` up tanh-linear
         at 3 layers is as good or better. The activation used is ``activation_``.

@@ -18,7 +18,7 @@ pub const MAX_LR_DECAYS: usize = 50;
 pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// The widest data (columns) that [`automatic_architecture`] gives spline activations.
-/// Measured on held-out data (`docs/quality.md`): on the seven built-in 2-D sets splines
+/// Measured on held-out data (`docs/quality-capacity.md`): on the seven built-in 2-D sets splines
 /// at 8 layers come within 0.1 nats per row of a validation-tuned Gaussian mixture or
 /// KDE where tanh-linear stays at the best Gaussian; at `D = 4` (iris) the two are even;
 /// from `D = 10` up (diabetes, wine, breast cancer, the 8x8 digits) tanh-linear at 3

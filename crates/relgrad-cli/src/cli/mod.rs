@@ -193,7 +193,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_layers, help_heading = "Model")]
     pub layers: Option<usize>,
     /// Activation between layers [default: spline for data of at most 4 columns,
-    /// tanh-linear above; measured in docs/quality.md].
+    /// tanh-linear above; measured in docs/quality-capacity.md].
     #[arg(long, value_enum, help_heading = "Model")]
     pub activation: Option<ActivationArg>,
     /// The activation's parameter (the slope of its linear part: for large negative
