@@ -801,6 +801,20 @@ def report(
         command,
         "```",
         "",
+        "## Low-dimensional data: spline activations",
+        "",
+        "The variants below have *fixed* activations, and on 2-D data they stay near the best Gaussian "
+        "at any depth. For data of at most 4 columns `relgrad train` and `relgrad.Flow()` now take "
+        "learnable spline activations (one monotone rational-quadratic spline per unit and layer, "
+        "8 layers; `docs/algorithm.md`). Their held-out likelihood on all seven built-in 2-D sets, the "
+        "digits and four small real sets, against a validation-tuned GaussianMixture and KernelDensity, "
+        "is measured by [`benches/quality/capacity.py`](../benches/quality/capacity.py) in "
+        "[`quality-capacity.md`](quality-capacity.md), with three seeds. Its figure, per 2-D set: a "
+        "histogram of the training rows, the best relgrad variant's density (by validation), the "
+        "GaussianMixture's and the KernelDensity's:",
+        "",
+        "![seven 2-D sets: data, relgrad splines, GMM, KDE](quality-capacity-2d.png)",
+        "",
         "## Setup",
         "",
         f"- Run: {now}, git HEAD {git_head()} (the working tree may have had uncommitted changes); total wall "

@@ -18,11 +18,12 @@ pub const MAX_LR_DECAYS: usize = 50;
 pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// The widest data (columns) that [`automatic_architecture`] gives spline activations.
-/// Measured on held-out data (`docs/quality-capacity.md`): on the seven built-in 2-D sets splines
-/// at 8 layers come within 0.1 nats per row of a validation-tuned Gaussian mixture or
-/// KDE where tanh-linear stays at the best Gaussian; at `D = 4` (iris) the two are even;
-/// from `D = 10` up (diabetes, wine, breast cancer, the 8x8 digits) tanh-linear at 3
-/// layers is as good or better with the splines' default settings.
+/// Measured on held-out data (`docs/quality-capacity.md`, three seeds): on six of the
+/// seven built-in 2-D sets splines at 8 layers come within 0.1 nats per row of the better
+/// of a validation-tuned Gaussian mixture and KDE (rings: 0.17 short) where tanh-linear at
+/// 3 layers stays 0.7 to 1.5 nats below them; at `D = 4` (iris) splines are 0.09 ahead;
+/// wider, tanh-linear is ahead on diabetes (`D = 10`), breast cancer (30) and the digits
+/// (64), by 1.5 to 7 nats per row, and behind on wine (13) by 1.1.
 pub const SPLINE_MAX_DIM: usize = 4;
 
 /// The layers [`automatic_architecture`] gives a spline model.
