@@ -172,9 +172,9 @@ def run_relgrad(d: Data) -> Result:
     ll_logit = None
     meta = getattr(flow, "_meta", None)  # private; only for the logit-space column
     if meta is not None:
-        ll_logit = per_image(_relgrad.log_prob_model_space(flow.weights_, flow.biases_, meta, rows, "all"), n_test)
-        cli = _relgrad.log_prob(flow.weights_, flow.biases_, meta, d.pixels[d.test], "test")
-        cli_logit = _relgrad.log_prob_model_space(flow.weights_, flow.biases_, meta, d.pixels[d.test], "test")
+        ll_logit = per_image(_relgrad.log_prob_model_space(flow.weights_, flow.biases_, flow.splines_, meta, rows, "all"), n_test)
+        cli = _relgrad.log_prob(flow.weights_, flow.biases_, flow.splines_, meta, d.pixels[d.test], "test")
+        cli_logit = _relgrad.log_prob_model_space(flow.weights_, flow.biases_, flow.splines_, meta, d.pixels[d.test], "test")
         notes.append(
             "relgrad, single dequantisation draw of `relgrad train`'s test noise stream (the CLI's own "
             f"report): {np.mean(cli):.2f} nats/image pixel space, {np.mean(cli_logit):.2f} logit space"

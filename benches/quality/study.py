@@ -320,10 +320,10 @@ def fit_flow(d: Data, key: str, kwargs: Dict[str, object], depth: int, seed: int
     meta = getattr(flow, "_meta", None)  # private; only for the digits' logit-space numbers
     if flow.preprocess_.get("kind") == "logit" and meta is not None:
         test_logit = per_row(
-            _relgrad.log_prob_model_space(flow.weights_, flow.biases_, meta, rows, "all"), d.n_draws, n_test
+            _relgrad.log_prob_model_space(flow.weights_, flow.biases_, flow.splines_, meta, rows, "all"), d.n_draws, n_test
         )
         cli_logit = float(
-            np.mean(_relgrad.log_prob_model_space(flow.weights_, flow.biases_, meta, d.x[d.test], "test"))
+            np.mean(_relgrad.log_prob_model_space(flow.weights_, flow.biases_, flow.splines_, meta, d.x[d.test], "test"))
         )
     h = flow.history_
     val_curve = np.asarray(h["val_ll"], dtype=np.float64) + offset

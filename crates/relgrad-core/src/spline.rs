@@ -61,21 +61,15 @@ pub fn validate(bins: usize, bound: f64) -> Result<(), String> {
     Ok(())
 }
 
-fn softplus<T: Scalar>(x: T) -> T {
-    if x > T::zero() {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
-fn sigmoid<T: Scalar>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
+/// `(softplus(x), sigmoid(x))` from one exponential of `-|x|`, with the crate's
+/// branch-free kernels (a library `exp` and `ln_1p` per parameter made deriving the knots
+/// most of a spline model's step: 5 of 9 ms at `D = 784`, `B = 10`).
+#[inline(always)]
+fn softplus_sigmoid<T: Scalar>(x: T) -> (T, T) {
+    let e = T::exp_nonpositive(-x.abs(), false);
+    let softplus = x.max(T::zero()) + T::ln_1p_unit(e, false);
+    let t = if x >= T::zero() { T::one() } else { e };
+    (softplus, t / (T::one() + e))
 }
 
 /// The knots of one layer's `D` splines, derived from its parameters, with what the
@@ -235,7 +229,7 @@ impl<T: Scalar> Knots<T> {
                 let top = logits.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
                 let mut sum = T::zero();
                 for (q, &u) in probs.iter_mut().zip(logits) {
-                    *q = (u - top).exp();
+                    *q = T::exp_nonpositive(u - top, false);
                     sum += *q;
                 }
                 let knots = &mut knots[j * (k + 1)..(j + 1) * (k + 1)];
@@ -252,8 +246,9 @@ impl<T: Scalar> Knots<T> {
             d[0] = T::one();
             d[k] = T::one();
             for (i, &r) in raw[2 * k..].iter().enumerate() {
-                d[i + 1] = c::<T>(MIN_SLOPE) + softplus(r);
-                self.sd[j * (k - 1) + i] = sigmoid(r);
+                let (sp, sg) = softplus_sigmoid(r);
+                d[i + 1] = c::<T>(MIN_SLOPE) + sp;
+                self.sd[j * (k - 1) + i] = sg;
             }
         }
     }

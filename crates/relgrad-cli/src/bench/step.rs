@@ -170,7 +170,10 @@ pub fn measure_step<T: Scalar, B: Backend<T>>(
             eps,
         },
     };
-    let mut state = OptimizerState::new(optimizer, &model);
+    // The splines, too, move by the tiny rate: timed steps must leave the model where it
+    // is (splines trained for thousands of steps on one random batch reach extreme
+    // parameters, whose subnormal exponentials slowed the step fourfold).
+    let mut state = OptimizerState::with_spline_optimizer(optimizer, optimizer, &model);
     let params = model.n_parameters();
     let k = state_buffers(optimizer);
     let mut bufs: Vec<Vec<T>> = (0..=k).map(|_| vec![T::one(); params]).collect();
