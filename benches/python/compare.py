@@ -146,7 +146,7 @@ def run_relgrad(d: Data) -> Result:
     from relgrad import _relgrad
 
     if not hasattr(relgrad, "Flow"):
-        raise SystemExit("relgrad.Flow is missing: install the finished package (pip install /work/main)")
+        raise SystemExit("relgrad.Flow is missing: install the finished package (pip install . in a checkout)")
     m = len(d.train) + len(d.val)
     frac = len(d.val) / m
     n_val = _relgrad.holdout_rows(m, frac)
