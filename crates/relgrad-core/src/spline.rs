@@ -21,8 +21,7 @@
 
 use crate::scalar::{c, Scalar};
 
-/// The floor of a bin's width and height, as a fraction of `2T / K`... precisely: every
-/// width is at least `2T` times this.
+/// The floor of a bin's width and height: each is at least `2T` times this.
 pub const MIN_BIN: f64 = 1e-3;
 /// The floor of an interior knot's slope.
 pub const MIN_SLOPE: f64 = 1e-3;
@@ -459,7 +458,6 @@ mod tests {
             let mut knots = Knots::<f64>::new(4, bins, bound);
             knots.update(&random_params(4, bins, seed, spread));
             for j in 0..4 {
-                let mut last = f64::NEG_INFINITY;
                 for x in points(&knots, j) {
                     let (y, s, _) = knots.eval(j, x);
                     assert!(s > 0.0 && s.is_finite());
@@ -468,8 +466,6 @@ mod tests {
                         (back - x).abs() <= 1e-10 * (1.0 + x.abs()),
                         "bins {bins}, unit {j}: x = {x}, y = {y}, back = {back}"
                     );
-                    let _ = last;
-                    last = y;
                 }
                 // Strictly increasing on a sorted grid.
                 let grid: Vec<f64> = (-2000..=2000)

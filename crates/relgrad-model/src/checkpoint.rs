@@ -203,12 +203,7 @@ impl<T: Scalar> Checkpoint<T> {
         let arch = checked_arch(f)?;
         // Every parameter group (weight, bias, a hidden layer's splines) has at most one
         // buffer of each kind.
-        let splines = if arch.activation.is_learnable() {
-            arch.n_layers - 1
-        } else {
-            0
-        };
-        let max_buffers = 2 * arch.n_layers + splines;
+        let max_buffers = 2 * arch.n_layers + arch.spline_layers();
         let n_m = f.get_count("n_m", 0, max_buffers)?;
         let n_v = f.get_count("n_v", 0, max_buffers)?;
         let mut names = arch.tensor_names("current.");

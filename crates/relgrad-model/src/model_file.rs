@@ -168,10 +168,9 @@ impl DensityModel {
                 "the metadata says n_layers = {}: expected layers.0 to layers.{}, each with a weight and a bias{}",
                 arch.n_layers,
                 arch.n_layers - 1,
-                if arch.activation.is_learnable() {
-                    format!(", and splines.0 to splines.{} for the spline activation", arch.n_layers as isize - 2)
-                } else {
-                    String::new()
+                match arch.spline_layers() {
+                    0 => String::new(),
+                    n => format!(", and splines.0 to splines.{} for the spline activation", n - 1),
                 }
             ),
         )?;

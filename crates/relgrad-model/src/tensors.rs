@@ -340,13 +340,19 @@ impl Arch {
         })
     }
 
-    /// The tensor names of a network with this architecture under `prefix`.
-    pub fn tensor_names(&self, prefix: &str) -> BTreeSet<String> {
-        let hidden = if self.activation.is_learnable() {
+    /// How many spline parameter matrices the network has: one per hidden layer with a
+    /// learnable activation, none otherwise.
+    pub fn spline_layers(&self) -> usize {
+        if self.activation.is_learnable() {
             self.n_layers - 1
         } else {
             0
-        };
+        }
+    }
+
+    /// The tensor names of a network with this architecture under `prefix`.
+    pub fn tensor_names(&self, prefix: &str) -> BTreeSet<String> {
+        let hidden = self.spline_layers();
         (0..self.n_layers)
             .flat_map(|i| {
                 [
@@ -390,7 +396,7 @@ impl Arch {
             return Ok(mlp);
         };
         let cols = relgrad_core::spline::params_per_unit(bins);
-        let splines = (0..self.n_layers - 1)
+        let splines = (0..self.spline_layers())
             .map(|l| {
                 let v = f.floats(&format!("{prefix}splines.{l}"), &[d, cols], self.precision)?;
                 Ok(Mat::from_vec(
