@@ -19,7 +19,13 @@
 //!
 //! [`Activation::Spline`]: crate::activation::Activation::Spline
 
+mod batch;
+mod bin;
+#[cfg(test)]
+mod tests;
+
 use crate::scalar::{c, Scalar};
+use bin::Bin;
 
 /// The floor of a bin's width and height: each is at least `2T` times this.
 pub const MIN_BIN: f64 = 1e-3;
@@ -82,6 +88,11 @@ pub struct Knots<T> {
     x: Vec<T>,
     y: Vec<T>,
     d: Vec<T>,
+    /// The same, knot-major (`(K + 1) x D`), for the batch kernels ([`batch`]): one knot of
+    /// neighbouring units is contiguous.
+    xt: Vec<T>,
+    yt: Vec<T>,
+    dt: Vec<T>,
     /// `D x K`: the softmax weights of the widths and of the heights.
     pw: Vec<T>,
     ph: Vec<T>,
@@ -89,91 +100,8 @@ pub struct Knots<T> {
     sd: Vec<T>,
     /// `D x K x 6`: per bin, the gradient with respect to `(x_k, w_k, y_k, h_k, d_k, d_{k+1})`.
     acc: Vec<T>,
-}
-
-/// One element's bin: knot, width, ordinate, height, end slopes.
-#[derive(Clone, Copy)]
-struct Bin<T> {
-    xk: T,
-    w: T,
-    yk: T,
-    h: T,
-    d0: T,
-    d1: T,
-}
-
-impl<T: Scalar> Bin<T> {
-    /// `(s(a), s'(a), d ln s'(a) / da)` inside the bin.
-    #[inline(always)]
-    fn eval(&self, a: T) -> (T, T, T) {
-        let one = T::one();
-        let two: T = c(2.0);
-        let xi = (a - self.xk) / self.w;
-        let om = one - xi;
-        let delta = self.h / self.w;
-        let t = xi * om;
-        let c2 = self.d0 + self.d1 - two * delta;
-        let den = delta + c2 * t;
-        let num = self.h * (delta * xi * xi + self.d0 * t);
-        let p = self.d1 * xi * xi + two * delta * t + self.d0 * om * om;
-        let slope = delta * delta * p / (den * den);
-        let dp = two * (self.d1 * xi - self.d0 * om) + two * delta * (one - two * xi);
-        let dden = c2 * (one - two * xi);
-        let kappa = (dp / p - two * dden / den) / self.w;
-        (self.yk + num / den, slope, kappa)
-    }
-
-    /// The gradient of `gy s(a) + gl ln s'(a)` with respect to
-    /// `(x_k, w_k, y_k, h_k, d_k, d_{k+1})`.
-    #[inline(always)]
-    fn backward(&self, a: T, gy: T, gl: T) -> [T; 6] {
-        let one = T::one();
-        let two: T = c(2.0);
-        let (h, w, d0, d1) = (self.h, self.w, self.d0, self.d1);
-        let xi = (a - self.xk) / w;
-        let om = one - xi;
-        let delta = h / w;
-        let t = xi * om;
-        let c2 = d0 + d1 - two * delta;
-        let den = delta + c2 * t;
-        let inner = delta * xi * xi + d0 * t;
-        let num = h * inner;
-        let p = d1 * xi * xi + two * delta * t + d0 * om * om;
-        let g_num = gy / den;
-        let g_den = -(g_num * num + two * gl) / den;
-        let g_p = gl / p;
-        let g_delta =
-            two * gl / delta + g_den * (one - two * t) + g_num * h * xi * xi + g_p * two * t;
-        let g_t = g_den * c2 + g_num * h * d0 + g_p * two * delta;
-        let g_xi =
-            g_num * h * two * delta * xi + g_p * two * (d1 * xi - d0 * om) + g_t * (one - two * xi);
-        let g_d0 = (g_den + g_num * h) * t + g_p * om * om;
-        let g_d1 = g_den * t + g_p * xi * xi;
-        let g_h = g_num * inner + g_delta / w;
-        let g_w = -(g_xi * xi + g_delta * delta) / w;
-        let g_xk = -g_xi / w;
-        [g_xk, g_w, gy, g_h, g_d0, g_d1]
-    }
-
-    /// `s^{-1}(y)` inside the bin: the stable root of the quadratic in `xi`.
-    #[inline(always)]
-    fn inverse(&self, y: T) -> T {
-        let two: T = c(2.0);
-        let delta = self.h / self.w;
-        let dy = y - self.yk;
-        let c2 = self.d0 + self.d1 - two * delta;
-        let qa = self.h * (delta - self.d0) + dy * c2;
-        let qb = self.h * self.d0 - dy * c2;
-        let qc = -delta * dy;
-        let disc = (qb * qb - c::<T>(4.0) * qa * qc).max(T::zero());
-        let den = -qb - disc.sqrt();
-        let xi = if den == T::zero() {
-            T::zero()
-        } else {
-            two * qc / den
-        };
-        self.xk + xi.max(T::zero()).min(T::one()) * self.w
-    }
+    /// The batch kernels' scratch for one row.
+    row: batch::RowScratch<T>,
 }
 
 impl<T: Scalar> Knots<T> {
@@ -187,10 +115,14 @@ impl<T: Scalar> Knots<T> {
             x: vec![T::zero(); dim * k1],
             y: vec![T::zero(); dim * k1],
             d: vec![T::zero(); dim * k1],
+            xt: vec![T::zero(); dim * k1],
+            yt: vec![T::zero(); dim * k1],
+            dt: vec![T::zero(); dim * k1],
             pw: vec![T::zero(); dim * bins],
             ph: vec![T::zero(); dim * bins],
             sd: vec![T::zero(); dim * (bins - 1)],
             acc: vec![T::zero(); dim * bins * 6],
+            row: batch::RowScratch::new(dim),
         };
         let mut raw = vec![T::zero(); dim * params_per_unit(bins)];
         set_identity(&mut raw, bins);
@@ -250,11 +182,23 @@ impl<T: Scalar> Knots<T> {
                 self.sd[j * (k - 1) + i] = sg;
             }
         }
+        let (dim, k1) = (self.dim, k + 1);
+        for (src, dst) in [
+            (&self.x, &mut self.xt),
+            (&self.y, &mut self.yt),
+            (&self.d, &mut self.dt),
+        ] {
+            for (j, unit) in src.chunks_exact(k1).enumerate() {
+                for (i, &v) in unit.iter().enumerate() {
+                    dst[i * dim + j] = v;
+                }
+            }
+        }
     }
 
     /// Unit `j`'s bin containing `a`, or `None` in the tails (`a` outside `[-T, T)`).
     #[inline(always)]
-    fn bin_of(&self, j: usize, a: T, by_y: bool) -> Option<(usize, Bin<T>)> {
+    pub(crate) fn bin_of(&self, j: usize, a: T, by_y: bool) -> Option<(usize, Bin<T>)> {
         if !(a >= -self.bound && a < self.bound) {
             return None;
         }
@@ -295,22 +239,6 @@ impl<T: Scalar> Knots<T> {
         match self.bin_of(j, y, true) {
             Some((_, bin)) => bin.inverse(y),
             None => y,
-        }
-    }
-
-    /// For the rows of the row-major `n x D` matrix `a`: `h = s(a)`, `ds = s'(a)` and
-    /// `kappa = d ln s'(a) / da`, elementwise (as [`crate::Activation::forward_train`]).
-    pub fn forward_train(&self, a: &[T], h: &mut [T], ds: &mut [T], kappa: &mut [T]) {
-        let d = self.dim;
-        for (((ar, hr), dr), kr) in a
-            .chunks_exact(d)
-            .zip(h.chunks_exact_mut(d))
-            .zip(ds.chunks_exact_mut(d))
-            .zip(kappa.chunks_exact_mut(d))
-        {
-            for j in 0..d {
-                (hr[j], dr[j], kr[j]) = self.eval(j, ar[j]);
-            }
         }
     }
 
@@ -355,27 +283,10 @@ impl<T: Scalar> Knots<T> {
         self.backward_by(a, |i, j| gh_t[j * n + i], gl, out);
     }
 
-    fn backward_by(&mut self, a: &[T], gh: impl Fn(usize, usize) -> T, gl: T, out: &mut [T]) {
-        let (d, k) = (self.dim, self.bins);
-        self.acc.fill(T::zero());
-        for (i, ar) in a.chunks_exact(d).enumerate() {
-            for (j, &av) in ar.iter().enumerate() {
-                if let Some((b, bin)) = self.bin_of(j, av, false) {
-                    let g = bin.backward(av, gh(i, j), gl);
-                    let slot = &mut self.acc[(j * k + b) * 6..(j * k + b) * 6 + 6];
-                    for (s, v) in slot.iter_mut().zip(g) {
-                        *s += v;
-                    }
-                }
-            }
-        }
-        self.chain(out);
-    }
-
     /// From the per-bin gradients in `acc` to the parameters: through the cumulative sums
     /// that place the knots, the softmax of the widths and heights, and the softplus of
     /// the slopes.
-    fn chain(&self, out: &mut [T]) {
+    pub(super) fn chain(&self, out: &mut [T]) {
         let (k, p) = (self.bins, params_per_unit(self.bins));
         assert_eq!(out.len(), self.dim * p, "spline gradient's length");
         let two_t = c::<T>(2.0) * self.bound;
@@ -413,163 +324,5 @@ impl<T: Scalar> Knots<T> {
                 out[2 * k + i] = g * self.sd[j * (k - 1) + i];
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-
-    fn random_params(dim: usize, bins: usize, seed: u64, spread: f64) -> Vec<f64> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..dim * params_per_unit(bins))
-            .map(|_| spread * (rng.random::<f64>() * 2.0 - 1.0))
-            .collect()
-    }
-
-    /// Points over the whole line: inside, at and next to every knot, in both tails.
-    fn points(knots: &Knots<f64>, j: usize) -> Vec<f64> {
-        let k1 = knots.bins + 1;
-        let mut v: Vec<f64> = (-3000..=3000).map(|i| i as f64 / 500.0).collect();
-        for &x in &knots.x[j * k1..(j + 1) * k1] {
-            v.extend([x, x - 1e-9, x + 1e-9, x.next_up(), x.next_down()]);
-        }
-        v.extend([-1e6, -50.0, 50.0, 1e6]);
-        v
-    }
-
-    #[test]
-    fn identity_parameters_give_the_identity() {
-        let knots = Knots::<f64>::new(3, 8, 2.5);
-        for j in 0..3 {
-            for x in points(&knots, j) {
-                let (y, s, k) = knots.eval(j, x);
-                assert!((y - x).abs() <= 1e-14 * (1.0 + x.abs()), "{x} -> {y}");
-                assert!((s - 1.0).abs() < 1e-12 && k.abs() < 1e-9, "{x}: {s} {k}");
-            }
-        }
-    }
-
-    #[test]
-    fn round_trip_over_the_whole_line() {
-        for (bins, bound, spread, seed) in [(8, 3.0, 2.0, 1), (3, 1.0, 4.0, 2), (32, 5.0, 3.0, 3)] {
-            let mut knots = Knots::<f64>::new(4, bins, bound);
-            knots.update(&random_params(4, bins, seed, spread));
-            for j in 0..4 {
-                for x in points(&knots, j) {
-                    let (y, s, _) = knots.eval(j, x);
-                    assert!(s > 0.0 && s.is_finite());
-                    let back = knots.inverse(j, y);
-                    assert!(
-                        (back - x).abs() <= 1e-10 * (1.0 + x.abs()),
-                        "bins {bins}, unit {j}: x = {x}, y = {y}, back = {back}"
-                    );
-                }
-                // Strictly increasing on a sorted grid.
-                let grid: Vec<f64> = (-2000..=2000)
-                    .map(|i| i as f64 * bound * 1.2 / 2000.0)
-                    .collect();
-                let ys: Vec<f64> = grid.iter().map(|&x| knots.eval(j, x).0).collect();
-                assert!(ys.windows(2).all(|w| w[1] > w[0]));
-            }
-        }
-    }
-
-    #[test]
-    fn slope_and_kappa_match_finite_differences() {
-        let mut knots = Knots::<f64>::new(3, 10, 3.0);
-        knots.update(&random_params(3, 10, 7, 2.0));
-        let e = 1e-6;
-        let k1 = 11;
-        for j in 0..3 {
-            let xs = knots.x[j * k1..(j + 1) * k1].to_vec();
-            for i in -400..=400 {
-                let x = i as f64 / 100.0;
-                // Central differences straddling a knot measure neither side.
-                if xs.iter().any(|&k| (x - k).abs() < 2.0 * e) {
-                    continue;
-                }
-                let (_, s, kappa) = knots.eval(j, x);
-                let fd = (knots.eval(j, x + e).0 - knots.eval(j, x - e).0) / (2.0 * e);
-                assert!((fd - s).abs() < 1e-6 * (1.0 + s), "s'({x}): {s} vs {fd}");
-                let ld = |v: f64| knots.eval(j, v).1.ln();
-                let fdk = (ld(x + e) - ld(x - e)) / (2.0 * e);
-                assert!(
-                    (fdk - kappa).abs() < 1e-5 * (1.0 + kappa.abs()),
-                    "kappa({x}): {kappa} vs {fdk}"
-                );
-            }
-        }
-    }
-
-    /// The parameters' gradient of `sum gh s(a) + gl ln s'(a)` against central differences.
-    #[test]
-    fn parameter_gradient_matches_finite_differences() {
-        let (dim, bins, bound) = (3, 6, 2.0);
-        let mut rng = StdRng::seed_from_u64(11);
-        let params = random_params(dim, bins, 5, 1.5);
-        let n = 40;
-        let a: Vec<f64> = (0..n * dim)
-            .map(|_| rng.random::<f64>() * 5.0 - 2.5)
-            .collect();
-        let gh: Vec<f64> = (0..n * dim).map(|_| rng.random::<f64>() - 0.5).collect();
-        let gl = 0.7;
-        let objective = |p: &[f64]| {
-            let mut k = Knots::<f64>::new(dim, bins, bound);
-            k.update(p);
-            let mut total = 0.0;
-            for (i, (&av, &g)) in a.iter().zip(&gh).enumerate() {
-                let (y, s, _) = k.eval(i % dim, av);
-                total += g * y + gl * s.ln();
-            }
-            total
-        };
-        let mut knots = Knots::<f64>::new(dim, bins, bound);
-        knots.update(&params);
-        let mut grad = vec![0.0; params.len()];
-        knots.backward(&a, &gh, gl, &mut grad);
-        let e = 1e-6;
-        for i in 0..params.len() {
-            let (mut up, mut down) = (params.clone(), params.clone());
-            up[i] += e;
-            down[i] -= e;
-            let fd = (objective(&up) - objective(&down)) / (2.0 * e);
-            assert!(
-                (fd - grad[i]).abs() < 1e-6 * (1.0 + fd.abs()),
-                "parameter {i}: {} vs {fd}",
-                grad[i]
-            );
-        }
-    }
-
-    #[test]
-    fn f32_agrees_with_f64() {
-        let params = random_params(2, 8, 3, 2.0);
-        let mut k64 = Knots::<f64>::new(2, 8, 3.0);
-        k64.update(&params);
-        let mut k32 = Knots::<f32>::new(2, 8, 3.0);
-        k32.update(&params.iter().map(|&v| v as f32).collect::<Vec<_>>());
-        for i in -500..=500 {
-            let x = i as f64 / 100.0;
-            for j in 0..2 {
-                let (y, s, _) = k64.eval(j, x);
-                let (y32, s32, _) = k32.eval(j, x as f32);
-                assert!((y32 as f64 - y).abs() < 1e-5 * (1.0 + y.abs()));
-                assert!((s32 as f64 - s).abs() < 1e-4 * s);
-                let back = k32.inverse(j, y32);
-                assert!((back as f64 - x).abs() < 1e-4 * (1.0 + x.abs()));
-            }
-        }
-    }
-
-    #[test]
-    fn shapes_are_validated() {
-        assert!(validate(8, 3.0).is_ok());
-        assert!(validate(1, 3.0).is_err());
-        assert!(validate(MAX_BINS + 1, 3.0).is_err());
-        assert!(validate(8, 0.0).is_err());
-        assert!(validate(8, f64::NAN).is_err());
     }
 }
