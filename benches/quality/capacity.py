@@ -77,7 +77,11 @@ KDE_GRID = {
 
 # relgrad variants: (key, description, Flow keyword arguments). Everything not given is at
 # Flow's default. "default" is the reference; edit the table to compare other settings.
-SPLINE = {"activation": "spline", "bound": 4.0}
+# The spline variants name every setting, so that they keep their meaning when Flow's
+# defaults change: the first default of the splines was 8 layers, bound 4, spline rate
+# 1e-2; the present one is 16 layers, bound 3, spline rate 3e-3.
+OLD_SPLINE = {"activation": "spline", "bound": 4.0, "spline_learning_rate": 1e-2}
+NEW_SPLINE = {"activation": "spline", "bound": 3.0, "spline_learning_rate": 3e-3}
 VARIANTS: List[Tuple[str, str, Dict[str, object]]] = [
     (
         "default",
@@ -86,11 +90,26 @@ VARIANTS: List[Tuple[str, str, Dict[str, object]]] = [
         {},
     ),
     ("tanh-L3", "the fixed activation: tanh-linear, alpha 0.1, 3 layers", {"activation": "tanh-linear", "n_layers": 3}),
-    ("spline-L4-K16", "spline activation, 4 layers, 16 bins on [-4, 4]", {**SPLINE, "n_layers": 4, "bins": 16}),
-    ("spline-L8-K16", "spline activation, 8 layers, 16 bins on [-4, 4]", {**SPLINE, "n_layers": 8, "bins": 16}),
-    ("spline-L4-K32", "spline activation, 4 layers, 32 bins on [-4, 4]", {**SPLINE, "n_layers": 4, "bins": 32}),
-    ("spline-L8-K32", "spline activation, 8 layers, 32 bins on [-4, 4]", {**SPLINE, "n_layers": 8, "bins": 32}),
-    ("spline-L16-K16", "spline activation, 16 layers, 16 bins on [-4, 4]", {**SPLINE, "n_layers": 16, "bins": 16}),
+    (
+        "spline-L8-K16-b4",
+        "the splines' first default: 8 layers, 16 bins on [-4, 4], spline rate 1e-2",
+        {**OLD_SPLINE, "n_layers": 8, "bins": 16},
+    ),
+    (
+        "spline-L16-K16-b4",
+        "spline activation, 16 layers, 16 bins on [-4, 4], spline rate 1e-2",
+        {**OLD_SPLINE, "n_layers": 16, "bins": 16},
+    ),
+    (
+        "spline-L8-K16-b3",
+        "spline activation, 8 layers, 16 bins on [-3, 3], spline rate 3e-3",
+        {**NEW_SPLINE, "n_layers": 8, "bins": 16},
+    ),
+    (
+        "spline-L16-K32-b3",
+        "spline activation, 16 layers, 32 bins on [-3, 3], spline rate 3e-3",
+        {**NEW_SPLINE, "n_layers": 16, "bins": 32},
+    ),
 ]
 
 # The seven generators of the CLI, in the order `relgrad datasets` lists them.

@@ -71,7 +71,7 @@ class Flow(DensityMixin, BaseEstimator):
     By default the architecture follows the data's width, as ``relgrad train`` chooses
     it when ``--activation`` is not given (``relgrad_model::automatic_architecture``,
     measured on held-out data in ``docs/quality-capacity.md``): data of at most 4 columns get
-    learnable spline activations at 8 layers, wider data tanh-linear activations at 3
+    learnable spline activations at 16 layers, wider data tanh-linear activations at 3
     layers. ``fit`` resolves ``"auto"``; ``activation_`` and ``n_layers_`` say what it
     chose.
 
@@ -87,11 +87,11 @@ class Flow(DensityMixin, BaseEstimator):
         of columns ``D`` of the data ``fit`` sees, like ``relgrad train`` without
         ``--activation``: ``"spline"`` (with this estimator's ``bins`` and ``bound``)
         when ``D <= 4``, ``"tanh-linear"`` above; measured on held-out data
-        (``docs/quality-capacity.md``): on six of the seven built-in 2-D sets splines at
-        8 layers come within 0.1 nats per row of a tuned Gaussian mixture or KDE, where
-        tanh-linear stays 0.7 to 1.5 nats below; at ``D = 4`` (iris) splines are slightly
-        ahead; on diabetes, breast cancer and the digits (``D`` = 10, 30, 64) tanh-linear
-        at 3 layers is ahead, on wine (13) behind. The activation used is ``activation_``.
+        (``docs/quality-capacity.md``): on the seven built-in 2-D sets splines at 16
+        layers come within 0.1 nats per row of a tuned Gaussian mixture or KDE, where
+        tanh-linear stays 0.7 to 1.5 nats below; on diabetes, breast cancer and the
+        digits (``D`` = 10, 30, 64) tanh-linear at 3 layers is ahead, on wine (13)
+        behind. The activation used is ``activation_``.
         The named ones: ``"tanh-linear"`` is ``tanh(x) + alpha x``,
         ``"smooth-leaky-relu"`` the paper's ``alpha x + (1 - alpha) softplus(x)``,
         ``"leaky-relu"`` the leaky ReLU, and ``"spline"`` learnable monotone
@@ -106,7 +106,7 @@ class Flow(DensityMixin, BaseEstimator):
     bins : int, default=16
         Bins ``K`` of every spline, from 2 to 256 (``--bins``; used with
         spline activations, named or chosen by ``"auto"``). Each unit's spline has ``3 K - 1`` parameters.
-    bound : float, default=4.0
+    bound : float, default=3.0
         Every spline maps ``[-bound, bound]`` onto itself and is the identity outside
         (``--bound``; used with spline activations, named or chosen): positive and finite, at most
         ``1e6``. It is on the scale of the hidden units' inputs, which the
@@ -132,7 +132,7 @@ class Flow(DensityMixin, BaseEstimator):
         ``gradient="naive"``.
     learning_rate : float, default=1e-3
         Learning rate (``--lr``).
-    spline_learning_rate : float, default=1e-2
+    spline_learning_rate : float, default=3e-3
         Adam's learning rate for the spline parameters (``--spline-lr``; used with
         spline activations, named or chosen, whatever ``optimizer`` the weights use). It decays with
         ``learning_rate``: every decay multiplies both by ``lr_decay``.
@@ -251,10 +251,10 @@ class Flow(DensityMixin, BaseEstimator):
     (4, 3)
 
     The architecture follows the data's width: 3 columns get learnable spline
-    activations at 8 layers, 6 columns tanh-linear at 3 layers.
+    activations at 16 layers, 6 columns tanh-linear at 3 layers.
 
     >>> flow.activation_, flow.n_layers_
-    ('spline', 8)
+    ('spline', 16)
     >>> wide = Flow(max_epochs=5, random_state=0).fit(np.random.default_rng(1).normal(size=(500, 6)))
     >>> wide.activation_, wide.n_layers_
     ('tanh-linear', 3)
@@ -272,13 +272,13 @@ class Flow(DensityMixin, BaseEstimator):
         activation: str = "auto",
         alpha: float = 0.1,
         bins: int = 16,
-        bound: float = 4.0,
+        bound: float = 3.0,
         base: str = "normal",
         init: str = "data",
         init_shift: Union[float, str] = 0.0,
         optimizer: str = "sgd",
         learning_rate: float = 1e-3,
-        spline_learning_rate: float = 1e-2,
+        spline_learning_rate: float = 3e-3,
         momentum: float = 0.9,
         batch_size: Union[int, str] = 100,
         max_epochs: int = 1000,

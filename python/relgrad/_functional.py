@@ -184,7 +184,7 @@ def gradient(
     *,
     splines: Optional[Sequence[npt.ArrayLike]] = None,
     bins: Optional[int] = None,
-    bound: float = 4.0,
+    bound: float = 3.0,
 ) -> Union[Gradient, SplineGradient]:
     """Update directions of the mean log-likelihood of the rows of ``X``.
 
@@ -218,7 +218,7 @@ def gradient(
     bins : int, optional
         With ``activation="spline"``: the bins ``K`` of every spline, from 2 to 256;
         ``None`` takes them from ``splines`` (16 without).
-    bound : float, default=4.0
+    bound : float, default=3.0
         With ``activation="spline"``: every spline maps ``[-bound, bound]`` onto itself
         and is the identity outside.
 
@@ -279,7 +279,7 @@ def log_prob(
     *,
     splines: Optional[Sequence[npt.ArrayLike]] = None,
     bins: Optional[int] = None,
-    bound: float = 4.0,
+    bound: float = 3.0,
 ) -> F64Array:
     """Exact log-density of every row under a bare network (no preprocessing).
 
@@ -306,7 +306,7 @@ def log_prob(
     bins : int, optional
         With ``activation="spline"``: the bins ``K``; ``None`` takes them from
         ``splines`` (16 without).
-    bound : float, default=4.0
+    bound : float, default=3.0
         With ``activation="spline"``: the splines' interval ``[-bound, bound]``.
 
     Returns

@@ -45,7 +45,7 @@ def test_python_fit_equals_the_cli_fit(cli_run, data):
     # Neither names an architecture: both choose it by the data's width.
     ours = Flow(dtype="float64", max_epochs=3, validation_fraction=0.1, random_state=0).fit(data)
     theirs = relgrad.load(cli_run)
-    assert (ours.activation_, ours.n_layers_) == (theirs.activation_, theirs.n_layers_) == ("spline", 8)
+    assert (ours.activation_, ours.n_layers_) == (theirs.activation_, theirs.n_layers_) == ("spline", 16)
     assert len(ours.weights_) == len(theirs.weights_) == 8 and len(ours.splines_) == len(theirs.splines_) == 7
     for a, b in zip(ours.weights_ + ours.biases_ + ours.splines_, theirs.weights_ + theirs.biases_ + theirs.splines_):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
@@ -61,7 +61,7 @@ def test_cli_file_loads_with_its_recipe(cli_run, data):
     assert p["dtype"] == "float64" and p["max_epochs"] == 3 and p["validation_fraction"] == 0.1
     assert p["random_state"] == 0 and p["preprocess"] == "standardize" and p["levels"] is None
     # The CLI's automatic architecture, explicit (a refit keeps it).
-    assert (p["activation"], p["n_layers"], p["bins"], p["bound"]) == ("spline", 8, 16, 4.0)
+    assert (p["activation"], p["n_layers"], p["bins"], p["bound"]) == ("spline", 16, 16, 3.0)
     assert f.n_features_in_ == 3 and f.stop_reason_ == "max_epochs"
     assert np.all(np.isfinite(f.score_samples(data)))
 

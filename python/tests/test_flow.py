@@ -83,7 +83,7 @@ def test_fit_sets_the_fitted_attributes(X):
     assert f.fit(X) is f
     assert f.n_features_in_ == 3
     # 3 columns: the automatic architecture is splines at 8 layers.
-    assert f.activation_ == "spline" and f.n_layers_ == 8
+    assert f.activation_ == "spline" and f.n_layers_ == 16
     assert len(f.weights_) == 8 and len(f.biases_) == 8 and len(f.splines_) == 7
     assert all(w.shape == (3, 3) and w.dtype == np.float32 for w in f.weights_)
     assert all(b.shape == (3,) and b.dtype == np.float32 for b in f.biases_)
@@ -460,7 +460,7 @@ def test_auto_fits_splines_at_8_layers_on_narrow_data(d):
     # The parameters stay as given; what fit chose is in the fitted attributes.
     assert f.activation == "auto" and f.n_layers == "auto"
     assert d <= _relgrad.SPLINE_MAX_DIM == 4
-    assert f.activation_ == "spline" and f.n_layers_ == _relgrad.SPLINE_LAYERS == 8
+    assert f.activation_ == "spline" and f.n_layers_ == _relgrad.SPLINE_LAYERS == 16
     assert len(f.weights_) == 8 and len(f.splines_) == 7
     assert all(s.shape == (d, 3 * 16 - 1) for s in f.splines_)
     meta = json.loads(f._meta)
@@ -504,7 +504,7 @@ def test_auto_splines_take_the_estimators_bins_and_bound():
         (2, dict(activation="leaky-relu", alpha=0.3), "leaky-relu", 3),
         (2, dict(n_layers=2), "spline", 2),
         (2, dict(activation="tanh-linear", n_layers=5), "tanh-linear", 5),
-        (6, dict(activation="spline"), "spline", 8),  # named splines: 8 layers, as "auto" gives them
+        (6, dict(activation="spline"), "spline", 16),  # named splines: 16 layers, as "auto" gives them
         (6, dict(activation="spline", n_layers=2), "spline", 2),
         (6, dict(n_layers=np.int64(4)), "tanh-linear", 4),
         (6, dict(activation="smooth-leaky-relu", n_layers="auto"), "smooth-leaky-relu", 3),
@@ -523,7 +523,7 @@ def test_explicit_architecture_is_respected(d, params, activation, layers):
 def test_auto_is_resolved_at_every_fit():
     f = Flow(max_epochs=1, random_state=0)
     f.fit(correlated(200, d=2))
-    assert (f.activation_, f.n_layers_, f.n_features_in_) == ("spline", 8, 2)
+    assert (f.activation_, f.n_layers_, f.n_features_in_) == ("spline", 16, 2)
     f.fit(correlated(200, d=6))
     assert (f.activation_, f.n_layers_, f.n_features_in_) == ("tanh-linear", 3, 6)
     assert f.splines_ == [] and f.activation == "auto" and f.n_layers == "auto"
@@ -540,7 +540,7 @@ def test_auto_through_set_params_and_clone():
     h = clone(f)
     assert h.activation == "auto" and h.n_layers == "auto" and not hasattr(h, "activation_")
     h.fit(X)
-    assert (h.activation_, h.n_layers_) == (f.activation_, f.n_layers_) == ("spline", 8)
+    assert (h.activation_, h.n_layers_) == (f.activation_, f.n_layers_) == ("spline", 16)
     for a, b in zip(f.weights_ + f.splines_, h.weights_ + h.splines_):
         np.testing.assert_array_equal(a, b)
     # Back to explicit values.

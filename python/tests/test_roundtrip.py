@@ -56,7 +56,7 @@ def test_save_load(fitted, tmp_path):
     assert_same_model(f, relgrad.load(str(tmp_path / "again.safetensors")), X)
 
 
-@pytest.mark.parametrize("d, activation, layers", [(2, "spline", 8), (6, "tanh-linear", 3)])
+@pytest.mark.parametrize("d, activation, layers", [(2, "spline", 16), (6, "tanh-linear", 3)])
 def test_auto_models_load_with_their_resolved_architecture(tmp_path, d, activation, layers):
     from conftest import correlated
 

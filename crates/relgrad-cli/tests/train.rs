@@ -40,12 +40,12 @@ fn train_writes_every_output_for_2d_data() {
     let meta = metadata(&out.join("model.safetensors"));
     assert_eq!(meta["format"], "relgrad-invertible-mlp");
     assert_eq!(meta["dim"], "2");
-    // Two columns: splines at 8 layers by default.
-    assert_eq!(meta["n_layers"], "8");
+    // Two columns: splines at 16 layers by default.
+    assert_eq!(meta["n_layers"], "16");
     assert_eq!(meta["activation"], "spline");
     assert_eq!(
         (meta["bins"].as_str(), meta["alpha"].as_str()),
-        (Some("16"), Some("4"))
+        (Some("16"), Some("3"))
     );
     assert_eq!(meta["format_version"], "2");
     let pre = meta_json(&out.join("model.safetensors"), "preprocess");
@@ -105,7 +105,7 @@ fn default_run_directory_is_deterministic_and_protected() {
         .success();
     let run = dir
         .path()
-        .join("runs/rings-standardize-l8-sgd-lr1e-3-b100-s0");
+        .join("runs/rings-standardize-l16-sgd-lr1e-3-b100-s0");
     assert!(run.join("model.safetensors").exists());
     relgrad()
         .current_dir(dir.path())

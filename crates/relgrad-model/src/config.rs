@@ -18,26 +18,27 @@ pub const MAX_LR_DECAYS: usize = 50;
 pub const MAX_PARAMETERS: usize = 1 << 28;
 
 /// The widest data (columns) that [`automatic_architecture`] gives spline activations.
-/// Measured on held-out data (`docs/quality-capacity.md`, three seeds): on six of the
-/// seven built-in 2-D sets splines at 8 layers come within 0.1 nats per row of the better
-/// of a validation-tuned Gaussian mixture and KDE (rings: 0.17 short) where tanh-linear at
-/// 3 layers stays 0.7 to 1.5 nats below them; at `D = 4` (iris) splines are 0.09 ahead;
-/// wider, tanh-linear is ahead on diabetes (`D = 10`), breast cancer (30) and the digits
-/// (64), by 1.5 to 7 nats per row, and behind on wine (13) by 1.1.
+/// Measured on held-out data (`docs/quality-capacity.md`, three seeds): on the seven
+/// built-in 2-D sets splines at 16 layers come within 0.1 nats per row of the better of a
+/// validation-tuned Gaussian mixture and KDE, where tanh-linear at 3 layers stays 0.7 to
+/// 1.5 nats below them; wider, tanh-linear is ahead on diabetes (`D = 10`), breast cancer
+/// (30) and the digits (64), by 1.5 to 7 nats per row, and behind on wine (13) by 1.1.
 pub const SPLINE_MAX_DIM: usize = 4;
 
-/// The layers [`automatic_architecture`] gives a spline model.
-pub const SPLINE_LAYERS: usize = 8;
+/// The layers [`automatic_architecture`] gives a spline model (16: rings, the hardest of
+/// the 2-D sets, was 0.17 nats per row short of the Gaussian mixture at 8 layers and 0.09
+/// at 16; training takes twice as long, seconds on 2-D data).
+pub const SPLINE_LAYERS: usize = 16;
 
 /// The architecture the command-line tool and Python's `Flow` choose when the user names
 /// none, for data with `dim` columns: `Some((splines of `DEFAULT_BINS` bins on
-/// [-4, 4], SPLINE_LAYERS))` up to [`SPLINE_MAX_DIM`] columns, `None` (keep
+/// [-DEFAULT_BOUND, DEFAULT_BOUND], SPLINE_LAYERS))` up to [`SPLINE_MAX_DIM`] columns, `None` (keep
 /// [`FitConfig::default`]'s tanh-linear at 3 layers) above.
 pub fn automatic_architecture(dim: usize) -> Option<(Activation, usize)> {
     (dim <= SPLINE_MAX_DIM).then_some((
         Activation::Spline {
             bins: relgrad_core::activation::DEFAULT_BINS,
-            bound: 4.0,
+            bound: relgrad_core::activation::DEFAULT_BOUND,
         },
         SPLINE_LAYERS,
     ))

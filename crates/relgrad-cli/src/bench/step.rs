@@ -282,7 +282,7 @@ mod tests {
             // With splines (8 bins: 8 x 23 parameters for the one hidden layer), fused too.
             let spline = relgrad::Activation::Spline {
                 bins: 8,
-                bound: 4.0,
+                bound: relgrad::activation::DEFAULT_BOUND,
             };
             let timing = Timing {
                 budget: Duration::from_millis(1),

@@ -205,7 +205,7 @@ pub struct TrainArgs {
     pub bins: usize,
     /// With --activation spline: each spline maps [-bound, bound] onto itself and is the
     /// identity outside (the network's inputs are standardised).
-    #[arg(long, default_value_t = 4.0, help_heading = "Model")]
+    #[arg(long, default_value_t = relgrad::activation::DEFAULT_BOUND, help_heading = "Model")]
     pub bound: f64,
     /// Base density of the latents.
     #[arg(long, value_enum, default_value_t = BaseArg::Normal, help_heading = "Model")]
@@ -230,7 +230,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-3, value_parser = parse_positive_f64, help_heading = "Training")]
     pub lr: f64,
     /// Adam's learning rate for the spline parameters (--activation spline); decays with --lr.
-    #[arg(long, default_value_t = 1e-2, value_parser = parse_positive_f64, help_heading = "Training")]
+    #[arg(long, default_value_t = relgrad::optim::SPLINE_LR, value_parser = parse_positive_f64, help_heading = "Training")]
     pub spline_lr: f64,
     /// Heavy-ball momentum for --optimizer sgd (0: plain gradient ascent).
     #[arg(long, default_value_t = 0.9, help_heading = "Training")]
@@ -413,7 +413,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub step: bool,
     /// The activation of the timed model (smooth-leaky-relu: the paper's, alpha 0.01;
-    /// tanh-linear: beta 0.1; spline: --bins bins on [-4, 4]).
+    /// tanh-linear: beta 0.1; spline: --bins bins on [-3, 3]).
     #[arg(long, value_enum, default_value_t = ActivationArg::SmoothLeakyRelu)]
     pub activation: ActivationArg,
     /// Bins of the splines with --activation spline.

@@ -362,7 +362,8 @@ fn trainer_path(b: usize, d: usize) -> &'static str {
 }
 
 /// The activation `relgrad bench` times: `--activation` (default: the smooth leaky ReLU
-/// with alpha 0.01, the paper's), splines with `--bins` bins on [-4, 4].
+/// with alpha 0.01, the paper's), splines with `--bins` bins on
+/// `[-DEFAULT_BOUND, DEFAULT_BOUND]` (`relgrad::activation::DEFAULT_BOUND`).
 pub(crate) fn bench_activation(args: &BenchArgs) -> relgrad::Activation {
     use crate::cli::ActivationArg;
     match args.activation {
@@ -371,7 +372,7 @@ pub(crate) fn bench_activation(args: &BenchArgs) -> relgrad::Activation {
         ActivationArg::TanhLinear => relgrad::Activation::TanhLinear { beta: 0.1 },
         ActivationArg::Spline => relgrad::Activation::Spline {
             bins: args.bins,
-            bound: 4.0,
+            bound: relgrad::activation::DEFAULT_BOUND,
         },
     }
 }
@@ -379,7 +380,10 @@ pub(crate) fn bench_activation(args: &BenchArgs) -> relgrad::Activation {
 fn describe_activation(args: &BenchArgs) -> String {
     let a = bench_activation(args);
     match a.bins() {
-        Some(k) => format!("spline, {k} bins on [-4, 4]"),
+        Some(k) => format!(
+            "spline, {k} bins on [-{b}, {b}]",
+            b = relgrad::activation::DEFAULT_BOUND
+        ),
         None => format!("{} ({})", a.name(), a.parameter()),
     }
 }
