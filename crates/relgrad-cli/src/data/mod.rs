@@ -1,26 +1,46 @@
 //! Data: tables of samples, where they come from, and how they are split.
 //!
 //! A data argument (`--data`, `--val`, `--test`) is a path or a name:
-//! - a `.npy` file ([`npy`]: floats or integers, C or Fortran order, any rank; the first
-//!   axis is the samples),
-//! - a `.csv` file ([`csv`]: optional header, `.csv.gz` too),
+//! - a `.npy` file ([`npy`]: every numeric dtype NumPy writes, half precision included,
+//!   either byte order, C or Fortran order, any rank; the first axis is the samples;
+//!   complex, structured, object, string and date arrays are refused saying how to
+//!   convert them),
+//! - a `.npz` archive (`np.savez`, `np.savez_compressed`) ([`npz`]): its only array, or
+//!   `FILE.npz:KEY` for one of several (`--data data.npz:train`),
+//! - a text table, `.csv`, `.tsv` or `.txt` (`.gz` too) ([`csv`], [`text`]): as
+//!   spreadsheets and other tools export it (UTF-8 or UTF-16, any line ends, quoting, a
+//!   header line, comma, semicolon, tab or blank delimited, decimal commas in files not
+//!   delimited by commas); what cannot be read surely (thousands separators, empty cells,
+//!   a second header line) is refused naming the line and column and what to do,
 //! - an MNIST-style IDX file or a directory holding `train-images-idx3-ubyte[.gz]` (and
 //!   `t10k-images-idx3-ubyte[.gz]`, which becomes the test set) ([`idx`]),
+//! - CIFAR-10's binary version: the directory of its batch files, the directory holding
+//!   that, or the archive `cifar-10-binary.tar.gz` (`test_batch` becomes the test set)
+//!   ([`cifar`]),
+//! - a directory of prepared splits, `train.npy` and optionally `val.npy` and `test.npy`,
+//!   which become the validation and test sets ([`prepared`]),
 //! - `digits`, the built-in 8x8 handwritten digits ([`digits`]),
-//! - a 2-D generator, `moons`, `2spirals`, `checkerboard`, `rings`, `8gaussians`, `sine`
-//!   or `trimodal`, drawn with `--n` rows from `--seed` ([`generators`]).
+//! - a 2-D generator, `moons`, `2spirals`, `checkerboard`, `rings`, `8gaussians`, `sine`,
+//!   `trimodal`, `smile` or `trimodal2`, drawn with `--n` rows from `--seed`
+//!   ([`generators`]).
 //!
 //! An existing path always wins over a built-in name. Where the data came from is
 //! recorded in the model file ([`Source`]), so that `eval` and `score` can rebuild the
 //! same splits later.
 
+pub mod cifar;
 pub mod csv;
 pub mod digits;
 pub mod generators;
 pub mod idx;
+pub mod images;
 pub mod npy;
+pub mod npz;
+pub mod prepared;
 pub mod shards;
 mod split;
+pub mod tar;
+pub mod text;
 
 pub use shards::{split_sharded, ShardedSplits};
 pub use split::{split, Part, SplitSpec, Splits};
@@ -199,8 +219,13 @@ pub enum Source {
         /// The seed.
         seed: u64,
     },
-    /// A file (`.npy`, `.csv`, IDX) or an MNIST-style IDX directory, by absolute path.
+    /// A file (`.npy`, `.npz`, `.csv`, IDX), an MNIST-style IDX directory, or CIFAR-10
+    /// (its directory or archive), by absolute path; one array of a `.npz` archive is the
+    /// archive's path followed by `:KEY` ([`npz::resolve_spec`]).
     Path(PathBuf),
+    /// A directory of prepared splits (`train.npy`, `val.npy`, `test.npy`), by absolute
+    /// path ([`prepared`]).
+    Prepared(PathBuf),
 }
 
 impl Source {
@@ -209,6 +234,13 @@ impl Source {
         let p = Path::new(spec);
         if p.exists() {
             let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            if prepared::recognises(&abs) {
+                return Ok(Source::Prepared(abs));
+            }
+            return Ok(Source::Path(abs));
+        }
+        // `FILE.npz:KEY`: one array of an archive, recorded as the path with its key.
+        if let Some(abs) = npz::resolve_spec(spec) {
             return Ok(Source::Path(abs));
         }
         if spec == "digits" {
@@ -233,7 +265,7 @@ impl Source {
         match self {
             Source::Digits => "digits".into(),
             Source::Generator { name, .. } => name.clone(),
-            Source::Path(p) => {
+            Source::Path(p) | Source::Prepared(p) => {
                 let name = p
                     .file_name()
                     .map(|s| s.to_string_lossy().to_string())
@@ -255,6 +287,7 @@ impl Source {
                 format!("{name} (generated, n = {n}, seed {seed})")
             }
             Source::Path(p) => p.display().to_string(),
+            Source::Prepared(p) => prepared::describe(p),
         }
     }
 
@@ -266,6 +299,9 @@ impl Source {
                 json!({"kind": "generator", "name": name, "n": n, "seed": seed})
             }
             Source::Path(p) => json!({"kind": "path", "path": p.display().to_string()}),
+            Source::Prepared(p) => {
+                json!({"kind": "prepared", "path": p.display().to_string()})
+            }
         }
     }
 
@@ -284,42 +320,41 @@ impl Source {
                     .ok_or_else(|| anyhow!("generator without seed"))?,
             },
             "path" => Source::Path(PathBuf::from(v["path"].as_str().unwrap_or_default())),
+            "prepared" => Source::Prepared(PathBuf::from(v["path"].as_str().unwrap_or_default())),
             other => bail!("unknown data source kind {other:?}"),
         })
     }
 
-    /// Loads the data: the table, and for an IDX directory with `t10k` images, its test set.
+    /// Loads the data: the table, and the parts that come with it (an IDX directory's
+    /// `t10k` images, CIFAR-10's test batch, a prepared directory's `val.npy` and
+    /// `test.npy`).
     pub fn load(&self) -> Result<Loaded> {
         match self {
-            Source::Digits => Ok(Loaded {
-                main: Dataset {
-                    table: digits::load()?,
-                    image: Some(ImageShape {
-                        height: digits::SIDE,
-                        width: digits::SIDE,
-                    }),
-                    levels: Some(digits::LEVELS),
-                },
-                test: None,
-            }),
-            Source::Generator { name, n, seed } => Ok(Loaded {
-                main: Dataset {
-                    table: generators::generate(name, *n, *seed)?,
-                    image: None,
-                    levels: None,
-                },
-                test: None,
-            }),
+            Source::Digits => Ok(Loaded::single(Dataset {
+                table: digits::load()?,
+                image: Some(ImageShape {
+                    height: digits::SIDE,
+                    width: digits::SIDE,
+                }),
+                levels: Some(digits::LEVELS),
+            })),
+            Source::Generator { name, n, seed } => Ok(Loaded::single(Dataset {
+                table: generators::generate(name, *n, *seed)?,
+                image: None,
+                levels: None,
+            })),
+            Source::Prepared(p) => prepared::load(p),
+            Source::Path(p) if cifar::recognises(p) => cifar::load(p),
             Source::Path(p) if p.is_dir() => {
                 let (train, test) = idx::find_in_dir(p)?;
                 let main = load_file(&train)?;
                 let test = test.map(|t| load_file(&t)).transpose()?;
-                Ok(Loaded { main, test })
+                Ok(Loaded {
+                    test,
+                    ..Loaded::single(main)
+                })
             }
-            Source::Path(p) => Ok(Loaded {
-                main: load_file(p)?,
-                test: None,
-            }),
+            Source::Path(p) => Ok(Loaded::single(load_file(p)?)),
         }
     }
 }
@@ -341,12 +376,35 @@ pub struct Dataset {
 pub struct Loaded {
     /// The data set (for an IDX directory, its training images).
     pub main: Dataset,
+    /// A validation set that comes with the data (a prepared directory's `val.npy`).
+    pub val: Option<Dataset>,
     /// A test set that comes with the data (an IDX directory's `t10k` images).
     pub test: Option<Dataset>,
+    /// Where that test set comes from, as the model file records it: `"t10k"`,
+    /// `"test_batch"` (CIFAR-10) or `"file"` (a prepared directory).
+    pub test_origin: &'static str,
+}
+
+impl Loaded {
+    /// A data set that comes without validation or test set.
+    pub fn single(main: Dataset) -> Self {
+        Self {
+            main,
+            val: None,
+            test: None,
+            test_origin: "t10k",
+        }
+    }
 }
 
 /// Reads one data file, choosing the reader by extension, else by content.
 pub fn load_file(path: &Path) -> Result<Dataset> {
+    if let Some((file, key)) = path
+        .to_str()
+        .and_then(|s| (!path.exists()).then(|| npz::split_spec(s)).flatten())
+    {
+        return npz::load(&file, Some(&key));
+    }
     if !path.exists() {
         bail!("{}: no such file", path.display());
     }
@@ -365,10 +423,7 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
     };
     if ext == "npy" || head.starts_with(b"\x93NUMPY") {
         let a = npy::read(path)?;
-        let image = (a.shape.len() == 3).then(|| ImageShape {
-            height: a.shape[1],
-            width: a.shape[2],
-        });
+        let image = images::image_of_shape(&a.shape);
         let levels = a.is_u8().then_some(256);
         let table = a
             .into_table()
@@ -378,6 +433,9 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
             image,
             levels,
         });
+    }
+    if ext == "npz" || head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return npz::load(path, None);
     }
     let is_csv_name = ext == "csv" || ext == "tsv" || ext == "txt" || name.ends_with(".csv.gz");
     if !is_csv_name {
@@ -396,14 +454,17 @@ pub fn load_file(path: &Path) -> Result<Dataset> {
                 levels,
             });
         }
-        if head.contains(&0) {
+        if head.contains(&0) && !text::decode::looks_like_utf16(&head) {
             bail!(
-                "{}: unrecognised format (expected .npy, .csv, or an IDX file such as MNIST's)",
+                "{}: unrecognised format (expected .npy, .npz, .csv, or an IDX file such as MNIST's)",
                 path.display()
             );
         }
     }
     let t = csv::read(path)?;
+    for note in &t.notes {
+        eprintln!("note: {}: {note}", path.display());
+    }
     Ok(Dataset {
         table: Table {
             file_lines: Some(t.lines.into()),
@@ -428,6 +489,7 @@ mod tests {
                 seed: 3,
             },
             Source::Path("/tmp/x.csv".into()),
+            Source::Prepared("/tmp/prepared".into()),
         ] {
             assert_eq!(Source::from_json(&s.to_json()).unwrap(), s);
         }

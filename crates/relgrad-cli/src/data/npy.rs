@@ -1,9 +1,17 @@
 //! A small reader and writer for NumPy's `.npy` format (versions 1, 2 and 3).
 //!
-//! Reads little- and big-endian `f4`, `f8`, signed and unsigned integers of 1,
-//! 2, 4 and 8 bytes and booleans, in C or Fortran order, of any rank >= 1: the first axis
-//! is the rows, the others are flattened in C order into the columns (a 1-D array is one
-//! column). Writes 1-D or 2-D little-endian `f8` arrays in C order.
+//! Reads every numeric dtype NumPy writes that a density model can use: little- and
+//! big-endian `f2` (half precision, converted exactly), `f4`, `f8`, signed and unsigned
+//! integers of 1, 2, 4 and 8 bytes (above 2^53 rounded to the nearest `f64`) and
+//! booleans, in C or Fortran order, of any rank >= 1: the first axis is the rows, the
+//! others are flattened in C order into the columns (a 1-D array is one column). Writes
+//! 1-D or 2-D little-endian `f8` arrays in C order.
+//!
+//! Refused, each with the NumPy call that converts it: 0-dimensional arrays (a scalar is
+//! not a data set); `longdouble` (`<f16`, `<f12`: its layout differs between machines, so
+//! it is refused rather than guessed); complex numbers; structured (record) dtypes; object
+//! arrays (pickled, and unpickling can run code); strings and bytes; `datetime64` and
+//! `timedelta64`; raw `void` data.
 //!
 //! The format (<https://numpy.org/devdocs/reference/generated/numpy.lib.format.html>):
 //! the magic `\x93NUMPY`, a major and minor version byte, the header length (2 bytes in
@@ -85,7 +93,7 @@ impl NpyHeader {
     }
 
     /// Bytes of the data (checked against overflow and the value limit).
-    fn data_bytes(&self) -> Result<usize> {
+    pub fn data_bytes(&self) -> Result<usize> {
         super::value_count(&self.shape)?
             .checked_mul(self.size)
             .ok_or_else(|| anyhow!("the shape {:?} is too large", self.shape))
@@ -93,7 +101,7 @@ impl NpyHeader {
 }
 
 /// The most header bytes read (real headers are a few hundred).
-const MAX_HEADER_BYTES: usize = 1 << 20;
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
 
 /// Parses the header at the start of `bytes` (which may hold only the header).
 pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
@@ -121,6 +129,14 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
         .get(start..start + header_len)
         .ok_or_else(|| anyhow!("truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| anyhow!("the header is not text"))?;
+    if let Some(list) = dict_value(header, "descr").filter(|v| v.starts_with('[')) {
+        let list = bracketed(list);
+        bail!(
+            "the dtype is structured (a record of fields): {list}; it is not read: convert it to \
+             a plain numeric array first, e.g. \
+             np.save(path, numpy.lib.recfunctions.structured_to_unstructured(arr, dtype=np.float64))"
+        );
+    }
     let descr = dict_value(header, "descr")
         .and_then(parse_str_literal)
         .ok_or_else(|| anyhow!("the header has no readable 'descr': {header:?}"))?;
@@ -133,7 +149,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
         .and_then(parse_shape)
         .ok_or_else(|| anyhow!("the header has no readable 'shape': {header:?}"))?;
     if shape.is_empty() {
-        bail!("a 0-dimensional array (a scalar) is not a data set");
+        bail!(
+            "the array is 0-dimensional (one number, shape ()), not a data set; \
+             save a 1-D or 2-D array with one row per sample, e.g. np.save(path, x.reshape(-1, 1))"
+        );
     }
     let (kind, size, big_endian) = parse_descr(&descr)?;
     Ok(NpyHeader {
@@ -257,6 +276,30 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// The bracketed list at the start of `v` (at most 200 characters of it).
+fn bracketed(v: &str) -> String {
+    let mut depth = 0i32;
+    let mut end = v.len();
+    for (i, c) in v.char_indices() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = i + 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let list = &v[..end];
+    match list.char_indices().nth(200) {
+        Some((i, _)) => format!("{} ...", &list[..i]),
+        None => list.to_string(),
+    }
+}
+
 fn parse_str_literal(v: &str) -> Option<String> {
     let q = v.chars().next()?;
     if q != '\'' && q != '"' {
@@ -294,19 +337,62 @@ fn parse_descr(descr: &str) -> Result<(Kind, usize, bool)> {
     let big_endian = order == b'>' || (order == b'=' && cfg!(target_endian = "big"));
     let k_len = rest.chars().next().map_or(0, char::len_utf8);
     let (k, n) = rest.split_at(k_len);
-    let size: usize = n
-        .parse()
-        .map_err(|_| anyhow!("unsupported dtype {descr:?}"))?;
-    let kind = match k {
-        "f" if size == 4 || size == 8 => Kind::Float,
-        "i" if matches!(size, 1 | 2 | 4 | 8) => Kind::Int,
-        "u" if matches!(size, 1 | 2 | 4 | 8) => Kind::UInt,
-        "b" if size == 1 => Kind::Bool,
+    let size: Option<usize> = n.parse().ok();
+    let bits = size.map_or(String::new(), |s| (8 * s).to_string());
+    let as_f64 = "np.save(path, arr.astype(np.float64))";
+    let kind = match (k, size) {
+        ("f", Some(2 | 4 | 8)) => Kind::Float,
+        ("i", Some(1 | 2 | 4 | 8)) => Kind::Int,
+        ("u", Some(1 | 2 | 4 | 8)) => Kind::UInt,
+        ("b", Some(1)) => Kind::Bool,
+        ("f", Some(10 | 12 | 16)) | ("g", _) => bail!(
+            "the dtype {descr:?} (numpy.longdouble, float{bits}) is not read: its layout differs \
+             between machines (80-bit extended on x86, 128-bit IEEE on ARM), so it is refused \
+             rather than guessed; save it as float64: {as_f64}"
+        ),
+        ("c" | "G", _) => bail!(
+            "the dtype {descr:?} (complex{bits}) is not read: a density model needs real numbers; \
+             save the real part, np.save(path, arr.real), or the real and imaginary parts as \
+             columns, np.save(path, np.stack([arr.real, arr.imag], axis=-1))"
+        ),
+        ("O", _) => bail!(
+            "the dtype {descr:?} (Python objects, pickled) is not read: unpickling can run code; \
+             convert the array to numbers first: {as_f64}"
+        ),
+        ("U" | "S" | "a", _) => bail!(
+            "the dtype {descr:?} (text) is not read; if the strings hold numbers, convert them: \
+             {as_f64}"
+        ),
+        ("M", _) => bail!(
+            "the dtype {descr:?} (datetime64) is not read; convert the dates to numbers, e.g. \
+             seconds since 1970: np.save(path, arr.astype('datetime64[s]').astype(np.int64))"
+        ),
+        ("m", _) => bail!(
+            "the dtype {descr:?} (timedelta64) is not read; convert the durations to numbers, \
+             e.g. seconds: np.save(path, arr / np.timedelta64(1, 's'))"
+        ),
+        ("V", _) => bail!(
+            "the dtype {descr:?} (raw bytes, void) is not read; save a numeric array: {as_f64}"
+        ),
         _ => bail!(
-            "unsupported dtype {descr:?}: expected float32/64, (unsigned) integers of 1 to 8 bytes or bool"
+            "the dtype {descr:?} is not read: expected float16/32/64, (unsigned) integers of 1 \
+             to 8 bytes or bool; convert the array: {as_f64}"
         ),
     };
-    Ok((kind, size, big_endian))
+    Ok((kind, size.unwrap_or(1), big_endian))
+}
+
+/// An IEEE 754 binary16 (half precision) value, exactly.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let man = f64::from(h & 0x3ff);
+    match exp {
+        0 => sign * man * 2f64.powi(-24),
+        31 if man == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + man / 1024.0) * 2f64.powi(e - 15),
+    }
 }
 
 fn decode(chunk: &[u8], kind: Kind, big_endian: bool) -> f64 {
@@ -317,6 +403,7 @@ fn decode(chunk: &[u8], kind: Kind, big_endian: bool) -> f64 {
         buf[..n].reverse();
     }
     match (kind, n) {
+        (Kind::Float, 2) => f16_to_f64(u16::from_le_bytes([buf[0], buf[1]])),
         (Kind::Float, 4) => f32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as f64,
         (Kind::Float, _) => f64::from_le_bytes(buf),
         (Kind::Bool, _) => f64::from(buf[0] != 0),
@@ -464,8 +551,68 @@ mod tests {
     fn errors() {
         assert!(parse(b"not a numpy file").is_err());
         let e = parse(&file("<c16", false, "(1,)", &[0; 16])).unwrap_err();
-        assert!(e.to_string().contains("unsupported dtype"), "{e}");
+        assert!(e.to_string().contains("(complex128) is not read"), "{e}");
         let e = parse(&file("<f8", false, "(4,)", &[0; 8])).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn half_precision_both_endians() {
+        // 1.0, -2.5, the smallest subnormal, 65504 (the largest), +inf.
+        let bits: [u16; 5] = [0x3C00, 0xC100, 0x0001, 0x7BFF, 0x7C00];
+        let want = [1.0, -2.5, 2f64.powi(-24), 65504.0, f64::INFINITY];
+        let le: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let be: Vec<u8> = bits.iter().flat_map(|b| b.to_be_bytes()).collect();
+        assert_eq!(
+            parse(&file("<f2", false, "(5,)", &le)).unwrap().values,
+            want
+        );
+        assert_eq!(
+            parse(&file(">f2", false, "(5,)", &be)).unwrap().values,
+            want
+        );
+        assert!(f16_to_f64(0x7E00).is_nan());
+        assert_eq!(f16_to_f64(0x8000).to_bits(), (-0.0f64).to_bits());
+    }
+
+    #[test]
+    fn refusals_name_the_dtype_and_the_fix() {
+        for (descr, needle) in [
+            ("<f16", "numpy.longdouble, float128"),
+            ("<c8", "complex64) is not read"),
+            ("|O", "pickled"),
+            ("<U5", "(text)"),
+            ("|S5", "(text)"),
+            ("<M8[ns]", "datetime64"),
+            ("<m8[s]", "timedelta64"),
+            ("|V8", "void"),
+            ("<q", "is not read: expected float16/32/64"),
+        ] {
+            let e = parse(&file(descr, false, "(1,)", &[0; 16]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(needle) && e.contains("np.save(path"),
+                "{descr}: {e}"
+            );
+        }
+        let h = "{'descr': [('x', '<f8'), ('y', '<i4')], 'fortran_order': False, 'shape': (2,), }";
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        let e = parse(&b).unwrap_err().to_string();
+        assert!(
+            e.contains("structured (a record of fields): [('x', '<f8'), ('y', '<i4')];")
+                && e.contains("structured_to_unstructured"),
+            "{e}"
+        );
+        let e = parse(&file("<f8", false, "()", &[0; 8]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("0-dimensional") && e.contains("reshape(-1, 1)"),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{ensure, Context, Result};
 use relgrad::model::split::{holdout_rows, split_rows};
 use relgrad::Shard;
 
-use super::{npy, Dataset, ImageShape, Source, Table};
+use super::{cifar, images, npy, prepared, Dataset, ImageShape, Source, Table};
 use super::{SplitSpec, Splits};
 
 /// This process's rows of every part, and which rows of the part they are.
@@ -25,7 +25,7 @@ pub struct ShardedSplits {
     pub val: Option<(Table, Shard)>,
     /// This process's test rows, if there is a test part.
     pub test: Option<(Table, Shard)>,
-    /// Where the test rows came from: `"fraction"`, `"file"` or `"t10k"`.
+    /// Where the test rows came from: `"fraction"`, `"file"`, `"t10k"` or `"test_batch"`.
     pub test_origin: &'static str,
 }
 
@@ -102,13 +102,33 @@ impl Rows {
         Ok(Rows::Loaded(super::load_file(path)?))
     }
 
-    /// The main rows of a source, and its bundled test rows (an IDX directory's).
-    fn source(src: &Source) -> Result<(Self, Option<Self>)> {
+    /// The main rows of a source, and the validation and test rows that come with it
+    /// (an IDX directory's `t10k`, CIFAR-10's test batch, a prepared directory's files).
+    fn source(src: &Source) -> Result<Bundle> {
         match src {
-            Source::Path(p) if p.is_file() => Ok((Rows::file(p)?, None)),
+            Source::Path(p) if p.is_file() && !cifar::recognises(p) => Ok(Bundle {
+                main: Rows::file(p)?,
+                val: None,
+                test: None,
+                test_origin: "t10k",
+            }),
+            Source::Prepared(dir) => {
+                let (train, val, test) = prepared::files(dir);
+                Ok(Bundle {
+                    main: Rows::file(&train)?,
+                    val: val.as_deref().map(Rows::file).transpose()?,
+                    test: test.as_deref().map(Rows::file).transpose()?,
+                    test_origin: prepared::TEST_ORIGIN,
+                })
+            }
             _ => {
                 let loaded = src.load()?;
-                Ok((Rows::Loaded(loaded.main), loaded.test.map(Rows::Loaded)))
+                Ok(Bundle {
+                    main: Rows::Loaded(loaded.main),
+                    val: loaded.val.map(Rows::Loaded),
+                    test: loaded.test.map(Rows::Loaded),
+                    test_origin: loaded.test_origin,
+                })
             }
         }
     }
@@ -131,10 +151,7 @@ impl Rows {
     fn image_and_levels(&self) -> (Option<ImageShape>, Option<u32>) {
         match self {
             Rows::Npy { header, .. } => (
-                (header.shape.len() == 3).then(|| ImageShape {
-                    height: header.shape[1],
-                    width: header.shape[2],
-                }),
+                images::image_of_shape(&header.shape),
                 header.descr.ends_with("u1").then_some(256),
             ),
             Rows::Loaded(d) => (d.image, d.levels),
@@ -156,10 +173,18 @@ impl Rows {
     }
 }
 
+/// The rows of a source and the parts that come with it ([`Rows::source`]).
+struct Bundle {
+    main: Rows,
+    val: Option<Rows>,
+    test: Option<Rows>,
+    test_origin: &'static str,
+}
+
 /// An extra file (`--val`, `--test`) of `cols` columns.
 fn extra(src: &Source, cols: usize, what: &str) -> Result<Rows> {
     let rows = match src {
-        Source::Path(p) if p.is_file() => Rows::file(p),
+        Source::Path(p) if p.is_file() && !cifar::recognises(p) => Rows::file(p),
         _ => src.load().map(|l| Rows::Loaded(l.main)),
     }
     .with_context(|| format!("loading the {what} data"))?;
@@ -183,8 +208,12 @@ pub fn split_sharded(
     relgrad::model::split::check_fraction("--val-fraction", spec.val_fraction)?;
     relgrad::model::split::check_fraction("--test-fraction", spec.test_fraction)?;
     let desc = source.describe();
-    let (main, bundled) =
-        Rows::source(source).with_context(|| format!("loading the training data {desc}"))?;
+    let Bundle {
+        main,
+        val: bundled_val,
+        test: bundled,
+        test_origin,
+    } = Rows::source(source).with_context(|| format!("loading the training data {desc}"))?;
     let (n, cols) = (main.rows(), main.cols());
     let (test_from_rows, test_rows, origin) = match (&spec.test, bundled) {
         (Some(src), _) => (0, Some(extra(src, cols, "test")?), "file"),
@@ -194,13 +223,21 @@ pub fn split_sharded(
                 "the bundled test images have {} columns, the training images {cols}",
                 t.cols()
             );
-            (0, Some(t), "t10k")
+            (0, Some(t), test_origin)
         }
         (None, None) => (holdout_rows(n, spec.test_fraction), None, "fraction"),
     };
-    let (val_from_rows, val_rows) = match &spec.val {
-        Some(src) => (0, Some(extra(src, cols, "validation")?)),
-        None => (holdout_rows(n, spec.val_fraction), None),
+    let (val_from_rows, val_rows) = match (&spec.val, bundled_val) {
+        (Some(src), _) => (0, Some(extra(src, cols, "validation")?)),
+        (None, Some(v)) => {
+            ensure!(
+                v.cols() == cols,
+                "the bundled validation rows have {} columns, the training rows {cols}",
+                v.cols()
+            );
+            (0, Some(v))
+        }
+        (None, None) => (holdout_rows(n, spec.val_fraction), None),
     };
     let split = split_rows(n, val_from_rows, test_from_rows, spec.seed)?;
     let all = |r: &Rows| (0..r.rows()).collect::<Vec<_>>();

@@ -64,7 +64,7 @@ pub struct Splits {
     pub val: Option<Table>,
     /// Test rows, if any.
     pub test: Option<Table>,
-    /// Where the test rows came from: `"fraction"`, `"file"` or `"t10k"`.
+    /// Where the test rows came from: `"fraction"`, `"file"`, `"t10k"` or `"test_batch"`.
     pub test_origin: &'static str,
 }
 
@@ -117,13 +117,17 @@ fn load_extra(src: &Source, cols: usize, what: &str) -> Result<Table> {
 
 /// Splits a loaded data set as `spec` says. Rows are assigned by a seeded permutation
 /// (test first, then validation, the rest for training) and keep their original order
-/// within each part. An IDX directory's `t10k` images are the test set.
+/// within each part. A test or validation set that comes with the data (an IDX
+/// directory's `t10k` images, CIFAR-10's test batch, a prepared directory's files) is
+/// used unless `spec` names a file for that part.
 pub fn split(loaded: Loaded, spec: &SplitSpec) -> Result<Splits> {
     relgrad::model::split::check_fraction("--val-fraction", spec.val_fraction)?;
     relgrad::model::split::check_fraction("--test-fraction", spec.test_fraction)?;
     let Loaded {
         main,
+        val: bundled_val,
         test: bundled,
+        test_origin,
     } = loaded;
     let n = main.table.rows;
     let cols = main.table.cols;
@@ -135,13 +139,21 @@ pub fn split(loaded: Loaded, spec: &SplitSpec) -> Result<Splits> {
                 "the bundled test images have {} columns, the training images {cols}",
                 t.table.cols
             );
-            (0, Some(t.table), "t10k")
+            (0, Some(t.table), test_origin)
         }
         (None, None) => (holdout_rows(n, spec.test_fraction), None, "fraction"),
     };
-    let (val_from_rows, val) = match &spec.val {
-        Some(src) => (0, Some(load_extra(src, cols, "validation")?)),
-        None => (holdout_rows(n, spec.val_fraction), None),
+    let (val_from_rows, val) = match (&spec.val, bundled_val) {
+        (Some(src), _) => (0, Some(load_extra(src, cols, "validation")?)),
+        (None, Some(v)) => {
+            ensure!(
+                v.table.cols == cols,
+                "the bundled validation rows have {} columns, the training rows {cols}",
+                v.table.cols
+            );
+            (0, Some(v.table))
+        }
+        (None, None) => (holdout_rows(n, spec.val_fraction), None),
     };
     let SplitIndices {
         train: tr,
