@@ -13,8 +13,10 @@
 //!   are timed once and counted as often as they occur.
 //!
 //! [`step`] times whole training steps (gradient and optimizer) against their
-//! memory-traffic floor.
+//! memory-traffic floor; [`scaling`] times one gradient against the dimension, from 16 to
+//! 16384 (the paper's scaling figure, `relgrad bench scaling`).
 
+pub mod scaling;
 pub mod step;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! library's verbs (`relgrad::model::DensityModel`).
 
 pub mod bench;
+pub mod bench_scaling;
 pub mod datasets;
 pub mod eval;
 pub mod sample;
@@ -26,7 +27,10 @@ pub fn dispatch(parsed: Parsed) -> Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Score(a) => score::run(a),
         Command::Datasets(a) => datasets::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(mut a) => match a.mode.take() {
+            Some(crate::cli::BenchMode::Scaling(s)) => bench_scaling::run(s),
+            None => bench::run(a),
+        },
     }
 }
 

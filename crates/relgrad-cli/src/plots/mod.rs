@@ -2,7 +2,9 @@
 //! - `curve.png`: training and validation log-likelihood per epoch;
 //! - `density.png` (2-D data): histograms of the data and of exact samples either side of the
 //!   learned density, as heat maps;
-//! - `samples.png` and `relgrad sample`'s grids (image data): samples as a grid of images.
+//! - `samples.png` and `relgrad sample`'s grids (image data): samples as a grid of images;
+//! - `scaling.png` (`relgrad bench scaling`): the time of a gradient against the dimension,
+//!   log-log, with the fitted exponents.
 //!
 //! Figures are a convenience: callers report a failure to draw one as a warning.
 
@@ -14,7 +16,9 @@ use plotters::prelude::*;
 use crate::data::{ImageShape, Table};
 
 mod density;
+mod scaling;
 pub use density::{density_2d, Grid2, MAX_DENSITY_SAMPLES};
+pub use scaling::{scaling_figure, FitLine, ScalingLine};
 
 /// One point of a learning curve: `(epoch, train_ll, val_ll)`.
 pub type CurvePoint = (usize, Option<f64>, Option<f64>);
