@@ -85,16 +85,16 @@ def resolve_architecture(activation: str, n_layers: Union[int, str], dim: int) -
     ``relgrad train`` follows when ``--activation`` is not given; measured in
     ``docs/quality-capacity.md``): ``"auto"`` activation is ``"spline"`` for data of at most
     ``_relgrad.SPLINE_MAX_DIM`` (4) columns and the library's default (``"tanh-linear"``)
-    above; ``"auto"`` layers are ``_relgrad.SPLINE_LAYERS`` (8) for a spline activation,
+    above; ``"auto"`` layers are ``_relgrad.SPLINE_LAYERS`` (16) for a spline activation,
     explicit or chosen, and the library's default (3) otherwise. A spline keeps the
     estimator's own ``bins`` and ``bound`` (as the CLI keeps ``--bins`` and ``--bound``).
 
     >>> resolve_architecture("auto", "auto", 2)
-    ('spline', 8)
+    ('spline', 16)
     >>> resolve_architecture("auto", "auto", 5)
     ('tanh-linear', 3)
     >>> resolve_architecture("spline", "auto", 64), resolve_architecture("auto", 4, 2)
-    (('spline', 8), ('spline', 4))
+    (('spline', 16), ('spline', 4))
     """
     if activation == AUTO:
         chosen = _relgrad.automatic_architecture(dim)

@@ -18,7 +18,7 @@ def data():
 @pytest.fixture(scope="module")
 def cli_run(cli, data, tmp_path_factory):
     """`relgrad train` on a CSV of ``data``: 3 epochs in f64, 10 % validation, no test; the
-    architecture is the automatic one (3 columns: splines at 8 layers)."""
+    architecture is the automatic one (3 columns: splines at 16 layers)."""
     d = tmp_path_factory.mktemp("cli")
     csv = write_csv(d / "data.csv", data)
     out = d / "run"
@@ -46,7 +46,7 @@ def test_python_fit_equals_the_cli_fit(cli_run, data):
     ours = Flow(dtype="float64", max_epochs=3, validation_fraction=0.1, random_state=0).fit(data)
     theirs = relgrad.load(cli_run)
     assert (ours.activation_, ours.n_layers_) == (theirs.activation_, theirs.n_layers_) == ("spline", 16)
-    assert len(ours.weights_) == len(theirs.weights_) == 8 and len(ours.splines_) == len(theirs.splines_) == 7
+    assert len(ours.weights_) == len(theirs.weights_) == 16 and len(ours.splines_) == len(theirs.splines_) == 15
     for a, b in zip(ours.weights_ + ours.biases_ + ours.splines_, theirs.weights_ + theirs.biases_ + theirs.splines_):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
     assert ours.preprocess_["kind"] == theirs.preprocess_["kind"] == "standardize"

@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from relgrad import Flow
 
 # Few epochs keep the checks fast; every other parameter is the default: the automatic
-# architecture, which gives the checks' narrow data spline activations at 8 layers, and
+# architecture, which gives the checks' narrow data spline activations at 16 layers, and
 # the wide data's tanh-linear, named here so that it is checked on all the data too.
 ESTIMATORS = [Flow(max_epochs=5), Flow(activation="tanh-linear", max_epochs=5)]
 

@@ -82,9 +82,9 @@ def test_fit_sets_the_fitted_attributes(X):
     f = Flow(max_epochs=4, n_iter_no_change=0, random_state=3)
     assert f.fit(X) is f
     assert f.n_features_in_ == 3
-    # 3 columns: the automatic architecture is splines at 8 layers.
+    # 3 columns: the automatic architecture is splines at 16 layers.
     assert f.activation_ == "spline" and f.n_layers_ == 16
-    assert len(f.weights_) == 8 and len(f.biases_) == 8 and len(f.splines_) == 7
+    assert len(f.weights_) == 16 and len(f.biases_) == 16 and len(f.splines_) == 15
     assert all(w.shape == (3, 3) and w.dtype == np.float32 for w in f.weights_)
     assert all(b.shape == (3,) and b.dtype == np.float32 for b in f.biases_)
     assert all(s.shape == (3, 3 * 16 - 1) and s.dtype == np.float32 for s in f.splines_)
@@ -166,7 +166,7 @@ def test_other_options_fit(X):
         assert np.all(np.isfinite(f.score_samples(X[:10]))), params
         t = json.loads(f._meta)["training"]
         assert t["layers"] == f.n_layers_ == len(f.weights_)
-        assert f.n_layers_ == (3 if "n_layers" in params or f.activation_ != "spline" else 8)
+        assert f.n_layers_ == (3 if "n_layers" in params or f.activation_ != "spline" else 16)
 
 
 def test_logit_preprocessing_with_levels():
@@ -454,18 +454,18 @@ def test_verbose_above_one_prints_one_line_per_epoch(X, capsys):
 
 
 @pytest.mark.parametrize("d", [1, 2, 4])
-def test_auto_fits_splines_at_8_layers_on_narrow_data(d):
+def test_auto_fits_splines_at_16_layers_on_narrow_data(d):
     X = correlated(200, d=d, seed=d)
     f = Flow(max_epochs=2, random_state=0).fit(X)
     # The parameters stay as given; what fit chose is in the fitted attributes.
     assert f.activation == "auto" and f.n_layers == "auto"
     assert d <= _relgrad.SPLINE_MAX_DIM == 4
     assert f.activation_ == "spline" and f.n_layers_ == _relgrad.SPLINE_LAYERS == 16
-    assert len(f.weights_) == 8 and len(f.splines_) == 7
+    assert len(f.weights_) == 16 and len(f.splines_) == 15
     assert all(s.shape == (d, 3 * 16 - 1) for s in f.splines_)
     meta = json.loads(f._meta)
-    assert meta["activation"] == "spline" and meta["bins"] == 16 and meta["alpha"] == 4.0
-    assert meta["training"]["layers"] == 8
+    assert meta["activation"] == "spline" and meta["bins"] == 16 and meta["alpha"] == 3.0
+    assert meta["training"]["layers"] == 16
     assert np.all(np.isfinite(f.score_samples(X)))
 
 
@@ -491,7 +491,7 @@ def test_auto_splines_take_the_estimators_bins_and_bound():
     meta = json.loads(f._meta)
     assert meta["bins"] == 5 and meta["alpha"] == 2.5
     assert meta["training"]["spline_optimizer"]["lr"] == 5e-3
-    g = Flow(activation="spline", n_layers=8, bins=5, bound=2.5, spline_learning_rate=5e-3, max_epochs=2)
+    g = Flow(activation="spline", n_layers=16, bins=5, bound=2.5, spline_learning_rate=5e-3, max_epochs=2)
     g.fit(X)
     for a, b in zip(f.weights_ + f.splines_, g.weights_ + g.splines_):
         np.testing.assert_array_equal(a, b)
