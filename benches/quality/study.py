@@ -806,7 +806,7 @@ def report(
         "The variants below have *fixed* activations, and on 2-D data they stay near the best Gaussian "
         "at any depth. For data of at most 4 columns `relgrad train` and `relgrad.Flow()` now take "
         "learnable spline activations (one monotone rational-quadratic spline per unit and layer, "
-        "8 layers; `docs/algorithm.md`). Their held-out likelihood on all seven built-in 2-D sets, the "
+        "16 layers; `docs/algorithm.md`). Their held-out likelihood on all seven built-in 2-D sets, the "
         "digits and four small real sets, against a validation-tuned GaussianMixture and KernelDensity, "
         "is measured by [`benches/quality/capacity.py`](../benches/quality/capacity.py) in "
         "[`quality-capacity.md`](quality-capacity.md), with three seeds. Its figure, per 2-D set: a "
