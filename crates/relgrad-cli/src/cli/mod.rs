@@ -15,8 +15,10 @@ mod values;
 pub use values::*;
 
 const AFTER_HELP: &str = "\
-Data (--data, --val, --test): a .npy file (float or integer, C or Fortran order), a .csv
-file (optional header), an MNIST IDX file or directory (raw or .gz), CIFAR-10's binary
+Data (--data, --val, --test): a .npy file (any numeric dtype and byte order, C or Fortran
+order), an .npz archive (FILE.npz:KEY picks an array), a .csv/.tsv/.txt table (UTF-8 or
+UTF-16, optional header, comma, tab or semicolon, decimal commas with the latter two), an
+MNIST IDX file or directory (raw or .gz), CIFAR-10's binary
 archive or directory, a directory of prepared splits (train.npy [val.npy] [test.npy]),
 the built-in `digits` (8x8 handwritten digits, 1797 x 64, values 0..16), or a 2-D
 generator: moons, 2spirals, checkerboard, rings, 8gaussians, sine, trimodal, smile,

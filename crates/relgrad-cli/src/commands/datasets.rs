@@ -159,7 +159,7 @@ pub fn run(args: DatasetsArgs) -> Result<()> {
         println!("                get:  {}", p.get);
     }
     println!();
-    println!("files: --data FILE.npy | FILE.csv | MNIST IDX file or directory (train-images-idx3-ubyte[.gz], t10k-... as test set)");
+    println!("files: --data FILE.npy | FILE.npz[:KEY] | FILE.csv (.tsv, .txt; UTF-8 or UTF-16) | MNIST IDX file or directory (train-images-idx3-ubyte[.gz], t10k-... as test set)");
     println!("       | CIFAR-10 binary archive or directory (test_batch as test set)");
     println!("       | a prepared directory: train.npy [val.npy] [test.npy] (the parts come from the files)");
     Ok(())
