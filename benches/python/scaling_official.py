@@ -66,6 +66,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from compare import cpu_model  # this folder's comparison script: the CPU's name
+
 FORMAT = "relgrad-scaling/1"
 MEMORY_SHARE = 0.9  # of MemAvailable, as relgrad bench scaling
 GIB = float(1 << 30)
@@ -174,17 +176,6 @@ def mem_available() -> Optional[int]:
     except OSError:
         pass
     return None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def peak_rss() -> int:

@@ -139,6 +139,20 @@ def tail_counts(n: int, dataset: str, fraction: float = 0.1) -> int:
     return k
 
 
+def tail_split(data: np.ndarray, dataset: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MAF's tail split, written alike in ``power.load_data_split_with_noise``,
+    ``gas.load_data_and_clean_and_split`` and ``miniboone.load_data``: test = the last
+    ``int(0.1 N)`` rows, validation = the last ``int(0.1 N')`` of the ``N'`` left,
+    training = the rest; returns ``(train, val, test)``."""
+    n_test = tail_counts(data.shape[0], dataset)  # N_test = int(0.1*data.shape[0])
+    data_test = data[-n_test:]  # data_test = data[-N_test:]
+    data = data[0:-n_test]  # data = data[0:-N_test]
+    n_validate = tail_counts(data.shape[0], dataset)  # N_validate = int(0.1*data.shape[0])
+    data_validate = data[-n_validate:]  # data_validate = data[-N_validate:]
+    data_train = data[0:-n_validate]  # data_train = data[0:-N_validate]
+    return data_train, data_validate, data_test
+
+
 def check_finite(name: str, arrays: Dict[str, npt.NDArray[np.floating]]) -> None:
     """Refuses NaN and infinities, naming the split, the row and the column (from 0)."""
     for split, a in arrays.items():

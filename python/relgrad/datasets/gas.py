@@ -37,7 +37,7 @@ from ._common import (
     find_file,
     optional_import,
     say,
-    tail_counts,
+    tail_split,
 )
 
 NAME = "gas"
@@ -84,13 +84,7 @@ def clean(data: Any, progress: Progress = None) -> Tuple[Any, List[str]]:
 
 def split(data: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MAF's ``load_data_and_clean_and_split`` after ``.values``: the tail splits."""
-    n_test = tail_counts(data.shape[0], NAME)  # N_test = int(0.1*data.shape[0])
-    data_test = data[-n_test:]  # data_test = data[-N_test:]
-    data_train = data[0:-n_test]  # data_train = data[0:-N_test]
-    n_validate = tail_counts(data_train.shape[0], NAME)  # N_validate = int(0.1*data_train.shape[0])
-    data_validate = data_train[-n_validate:]  # data_validate = data_train[-N_validate:]
-    data_train = data_train[0:-n_validate]  # data_train = data_train[0:-N_validate]
-    return data_train, data_validate, data_test
+    return tail_split(data, NAME)  # the same tail splits, written with data_train
 
 
 def load(root: Optional[PathLike], progress: Progress = None) -> Splits:

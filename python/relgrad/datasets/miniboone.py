@@ -28,7 +28,7 @@ from ._common import (
     find_file,
     load_npy,
     say,
-    tail_counts,
+    tail_split,
 )
 from .power import normalise
 
@@ -39,13 +39,7 @@ def split(data: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MAF's ``load_data`` (miniboone) after ``np.load``: the tail splits, no shuffle."""
     if data.ndim != 2:
         raise DataFormatError(f"miniboone: expected a 2-D array (rows x features), got shape {data.shape}")
-    n_test = tail_counts(data.shape[0], NAME)  # N_test = int(0.1*data.shape[0])
-    data_test = data[-n_test:]  # data_test = data[-N_test:]
-    data = data[0:-n_test]  # data = data[0:-N_test]
-    n_validate = tail_counts(data.shape[0], NAME)  # N_validate = int(0.1*data.shape[0])
-    data_validate = data[-n_validate:]  # data_validate = data[-N_validate:]
-    data_train = data[0:-n_validate]  # data_train = data[0:-N_validate]
-    return data_train, data_validate, data_test
+    return tail_split(data, NAME)
 
 
 def load(root: Optional[PathLike], progress: Progress = None) -> Splits:

@@ -33,7 +33,7 @@ from ._common import (
     find_file,
     load_npy,
     say,
-    tail_counts,
+    tail_split,
 )
 
 NAME = "power"
@@ -59,13 +59,7 @@ def split_with_noise(data: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarr
     time_noise = np.zeros((n, 1))  # time_noise = np.zeros((N, 1))
     noise = np.hstack((gap_noise, voltage_noise, sm_noise, time_noise))  # noise = np.hstack(...)
     data = data + noise  # data = data + noise
-    n_test = tail_counts(data.shape[0], NAME)  # N_test = int(0.1*data.shape[0])
-    data_test = data[-n_test:]
-    data = data[0:-n_test]
-    n_validate = tail_counts(data.shape[0], NAME)  # N_validate = int(0.1*data.shape[0])
-    data_validate = data[-n_validate:]
-    data_train = data[0:-n_validate]
-    return data_train, data_validate, data_test
+    return tail_split(data, NAME)  # N_test, N_validate: the tail splits
 
 
 def normalise(
