@@ -65,6 +65,47 @@ impl<T: Scalar> RowScratch<T> {
     }
 }
 
+impl<T: Scalar> RowBins<T> {
+    /// The first `d` units' bins, as slices of length `d` (so that a loop to `d` needs no
+    /// bounds checks and vectorises).
+    #[inline(always)]
+    fn view(&self, d: usize) -> RowBinsView<'_, T> {
+        RowBinsView {
+            xk: &self.xk[..d],
+            w: &self.w[..d],
+            yk: &self.yk[..d],
+            h: &self.h[..d],
+            d0: &self.d0[..d],
+            d1: &self.d1[..d],
+        }
+    }
+}
+
+/// [`RowBins`] for the first `d` units.
+struct RowBinsView<'a, T> {
+    xk: &'a [T],
+    w: &'a [T],
+    yk: &'a [T],
+    h: &'a [T],
+    d0: &'a [T],
+    d1: &'a [T],
+}
+
+impl<T: Scalar> RowBinsView<'_, T> {
+    /// Unit `j`'s bin.
+    #[inline(always)]
+    fn bin(&self, j: usize) -> Bin<T> {
+        Bin {
+            xk: self.xk[j],
+            w: self.w[j],
+            yk: self.yk[j],
+            h: self.h[j],
+            d0: self.d0[j],
+            d1: self.d1[j],
+        }
+    }
+}
+
 impl<T: Scalar> Knots<T> {
     /// Every unit's bin at the row `a` (the tails take the end bins; the callers select
     /// the identity there), into [`RowScratch`].
@@ -193,19 +234,10 @@ fn forward_row<T: Scalar>(
 ) {
     let d = a.len();
     let (h, ds, kappa) = (&mut h[..d], &mut ds[..d], &mut kappa[..d]);
-    let (xk, w, yk) = (&bins.xk[..d], &bins.w[..d], &bins.yk[..d]);
-    let (hh, d0, d1) = (&bins.h[..d], &bins.d0[..d], &bins.d1[..d]);
+    let bins = bins.view(d);
     for j in 0..d {
         let av = a[j];
-        let bin = Bin {
-            xk: xk[j],
-            w: w[j],
-            yk: yk[j],
-            h: hh[j],
-            d0: d0[j],
-            d1: d1[j],
-        };
-        let (v, s, k) = bin.eval(av);
+        let (v, s, k) = bins.bin(j).eval(av);
         let inside = av >= -bound && av < bound;
         h[j] = if inside { v } else { av };
         ds[j] = if inside { s } else { T::one() };
@@ -234,20 +266,11 @@ fn backward_row<T: Scalar>(
     let d = a.len();
     let (g0, g1, g2) = (&mut g0[..d], &mut g1[..d], &mut g2[..d]);
     let (g3, g4, g5) = (&mut g3[..d], &mut g4[..d], &mut g5[..d]);
-    let (xk, w, yk) = (&bins.xk[..d], &bins.w[..d], &bins.yk[..d]);
-    let (hh, d0, d1, gy) = (&bins.h[..d], &bins.d0[..d], &bins.d1[..d], &gy[..d]);
+    let (bins, gy) = (bins.view(d), &gy[..d]);
     let z = T::zero();
     for j in 0..d {
         let av = a[j];
-        let bin = Bin {
-            xk: xk[j],
-            w: w[j],
-            yk: yk[j],
-            h: hh[j],
-            d0: d0[j],
-            d1: d1[j],
-        };
-        let r = bin.backward(av, gy[j], gl);
+        let r = bins.bin(j).backward(av, gy[j], gl);
         let inside = av >= -bound && av < bound;
         g0[j] = if inside { r[0] } else { z };
         g1[j] = if inside { r[1] } else { z };
