@@ -12,8 +12,9 @@ import pytest
 
 #: The repository root (this file is python/tests/conftest.py).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: The command-line tool, as `cargo build --release -p relgrad-cli` builds it.
-CLI = REPO_ROOT / "target" / "release" / "relgrad"
+#: The command-line tool, as `cargo build --release -p relgrad-cli` builds it, or the binary
+#: named by ``RELGRAD_CLI`` (CI passes the one its `cargo test` build already made).
+CLI = Path(os.environ.get("RELGRAD_CLI", REPO_ROOT / "target" / "release" / "relgrad"))
 
 
 def correlated(n: int, d: int = 3, seed: int = 0) -> np.ndarray:
