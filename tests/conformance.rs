@@ -92,6 +92,11 @@ macro_rules! backend_suite {
                 }
 
                 #[test]
+                fn base_gradient_equals_finite_differences(case in mixture_cases()) {
+                    suite::base_gradient_matches_finite_differences(&backend(), &case)?;
+                }
+
+                #[test]
                 fn log_det_of_known_matrices(d in 1usize..=40, seed in any::<u64>()) {
                     suite::log_det_known(&backend(), d, seed)?;
                 }

@@ -121,13 +121,19 @@ enum Kind {
 }
 
 fn steps_allocate<B: Backend<f64>>(backend: &B, d: usize, b: usize, l: usize, kind: Kind) -> usize {
-    steps_allocate_with(backend, (d, b, l), relgrad::Activation::default(), kind)
+    let act = relgrad::Activation::default();
+    steps_allocate_with(
+        backend,
+        (d, b, l),
+        (act, relgrad::BaseDensity::Normal),
+        kind,
+    )
 }
 
 fn steps_allocate_with<B: Backend<f64>>(
     backend: &B,
     (d, b, l): (usize, usize, usize),
-    activation: relgrad::Activation,
+    (activation, base): (relgrad::Activation, relgrad::BaseDensity),
     kind: Kind,
 ) -> usize {
     let case = common::Case {
@@ -135,7 +141,7 @@ fn steps_allocate_with<B: Backend<f64>>(
         b,
         l,
         activation,
-        base: relgrad::BaseDensity::Normal,
+        base,
         bias: true,
         seed: 1,
     };
@@ -184,8 +190,23 @@ fn training_steps_do_not_allocate() {
     };
     for (d, b, l) in [(2, 50, 4), (16, 40, 3), (40, 3, 2)] {
         for kind in [Kind::Relative, Kind::Naive, Kind::Fused] {
-            let n = steps_allocate_with(&seq, (d, b, l), spline, kind);
+            let n = steps_allocate_with(
+                &seq,
+                (d, b, l),
+                (spline, relgrad::BaseDensity::Normal),
+                kind,
+            );
             assert_eq!(n, 0, "splines, D={d} B={b} L={l}");
+        }
+    }
+    // A mixture base: its tables and gradient live in the workspace too.
+    let mixture = relgrad::BaseDensity::Mixture { components: 3 };
+    for (d, b, l) in [(2, 50, 4), (16, 40, 3), (40, 3, 2)] {
+        for kind in [Kind::Relative, Kind::Naive, Kind::Fused] {
+            for act in [relgrad::Activation::default(), spline] {
+                let n = steps_allocate_with(&seq, (d, b, l), (act, mixture), kind);
+                assert_eq!(n, 0, "mixture base, {act:?}, D={d} B={b} L={l}");
+            }
         }
     }
     // Automatic threading picks sequential products at this size, without allocating

@@ -87,6 +87,50 @@ pub fn naive_matches_finite_differences<B: Backend<f64>>(
     Ok(())
 }
 
+/// Oracle 2 for a mixture base's parameters: their gradient is the same in the naive and
+/// the relative gradient (they take no relative scaling) and equals extrapolated central
+/// finite differences of the independently computed mean log-likelihood, on a random
+/// subset of parameters.
+pub fn base_gradient_matches_finite_differences<B: Backend<f64>>(
+    backend: &B,
+    case: &Case,
+) -> Result<(), TestCaseError> {
+    let (model, x) = model_and_data(case);
+    let (_, margin) = reference_objective(&model, &x);
+    prop_assume!(margin > 1e-4);
+    let mut ws = Workspace::<f64, B>::new(&model, case.b);
+    naive_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
+    let naive = ws.grad.base.clone().expect("a mixture base has a gradient");
+    relative_gradient(&model, backend, x.as_ref(), &mut ws).unwrap();
+    let relative = ws
+        .grad
+        .base
+        .as_ref()
+        .expect("a mixture base has a gradient");
+    prop_assert_eq!(naive.as_slice(), relative.as_slice());
+    let mut rng = StdRng::seed_from_u64(case.seed ^ 0xBA5E);
+    for _ in 0..12 {
+        let (j, p) = (
+            rng.random_range(0..case.d),
+            rng.random_range(0..naive.cols()),
+        );
+        let perturbed = |delta: f64| {
+            let mut m = model.clone();
+            let params = m.base_params_mut().unwrap();
+            params.set(j, p, params.get(j, p) + delta);
+            reference_objective(&m, &x).0
+        };
+        let fd = central_difference(perturbed, 1e-6);
+        let analytic = naive.get(j, p);
+        let err = (fd - analytic).abs() / analytic.abs().max(1.0);
+        prop_assert!(
+            err < 1e-6,
+            "unit {j} base parameter {p}: analytic {analytic}, finite differences {fd}"
+        );
+    }
+    Ok(())
+}
+
 /// Oracle 3: LU log-determinants of matrices whose determinant is known.
 pub fn log_det_known<B: Backend<f64>>(
     backend: &B,

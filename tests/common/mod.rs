@@ -21,11 +21,12 @@ pub const ACTIVATIONS: [Activation; 4] = [
     },
 ];
 
-/// Every base density.
-pub const BASES: [BaseDensity; 3] = [
+/// Every base density (a mixture gets random parameters from [`model_and_data`]).
+pub const BASES: [BaseDensity; 4] = [
     BaseDensity::Normal,
     BaseDensity::Laplace,
     BaseDensity::Logistic,
+    BaseDensity::Mixture { components: 3 },
 ];
 
 /// An architecture with the default activation and base density, and biases.
@@ -40,7 +41,7 @@ pub fn arch(dim: usize, n_layers: usize) -> Architecture {
 }
 
 /// Every parameter of a model in one vector: per layer, the weight then the bias; then
-/// the spline parameters.
+/// the spline parameters, then a mixture base's.
 pub fn flat_params<T: Scalar>(model: &InvertibleMlp<T>) -> Vec<T> {
     model
         .layers()
@@ -50,6 +51,7 @@ pub fn flat_params<T: Scalar>(model: &InvertibleMlp<T>) -> Vec<T> {
             model
                 .splines()
                 .iter()
+                .chain(model.base_params())
                 .flat_map(|m| m.as_slice().iter().copied()),
         )
         .collect()
@@ -77,7 +79,7 @@ pub fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
         1usize..=40,
         1usize..=4,
         0usize..ACTIVATIONS.len(),
-        0usize..3,
+        0usize..BASES.len(),
         any::<bool>(),
         any::<u64>(),
     )
@@ -99,6 +101,15 @@ pub fn spline_cases() -> impl proptest::strategy::Strategy<Value = Case> {
     (cases(), 2usize..=4, 2usize..=12, 0.5f64..4.0).prop_map(|(mut c, l, bins, bound)| {
         c.l = l;
         c.activation = Activation::Spline { bins, bound };
+        c
+    })
+}
+
+/// [`cases`] with a mixture base of 1 to 5 components.
+pub fn mixture_cases() -> impl proptest::strategy::Strategy<Value = Case> {
+    use proptest::prelude::*;
+    (cases(), 1usize..=5).prop_map(|(mut c, components)| {
+        c.base = BaseDensity::Mixture { components };
         c
     })
 }
@@ -140,6 +151,20 @@ pub fn model_and_data(case: &Case) -> (InvertibleMlp<f64>, Mat<f64>) {
     for m in model.splines_mut() {
         for v in m.as_mut_slice() {
             *v = 1.5 * (rng.random::<f64>() * 2.0 - 1.0);
+        }
+    }
+    if let Some(m) = model.base_params_mut() {
+        // Locations and logits in [-1, 1], scales in [e^-1, e^0.5].
+        let k = m.cols() / 3;
+        for row in m.as_mut_slice().chunks_exact_mut(3 * k) {
+            for (i, v) in row.iter_mut().enumerate() {
+                let r = rng.random::<f64>() * 2.0 - 1.0;
+                *v = if (k..2 * k).contains(&i) {
+                    0.75 * r - 0.25
+                } else {
+                    r
+                };
+            }
         }
     }
     let x = Mat::from_fn(case.b, case.d, |_, _| StandardNormal.sample(&mut rng));
@@ -194,7 +219,6 @@ pub fn reference_spline(raw: &[f64], bins: usize, bound: f64, x: f64) -> (f64, f
     (y, slope.ln(), gap)
 }
 
-/// `max |a - b| / max(max |b|, floor)` over all elements.
 /// The derivative at 0 of `f` by central differences with Richardson extrapolation:
 /// `(4 D(h) - D(2h)) / 3`, whose truncation error is `O(h^4)`. Plain central differences
 /// (`O(h^2)`) are off by a few parts in a million where a spline's rational pieces curve
@@ -206,6 +230,7 @@ pub fn central_difference(f: impl Fn(f64) -> f64, h: f64) -> f64 {
     (4.0 * d1 - d2) / 3.0
 }
 
+/// `max |a - b| / max(max |b|, floor)` over all elements.
 pub fn rel_err<T: Scalar, U: Scalar>(a: &[T], b: &[U], floor: f64) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(floor, |m, v| m.max(v.to_f64c().abs()));
@@ -279,11 +304,14 @@ pub fn reference_objective(model: &InvertibleMlp<f64>, x: &Mat<f64>) -> (f64, f6
                     *v = act.eval(*v);
                 }
             } else {
-                for v in &y {
+                for (j, v) in y.iter().enumerate() {
                     if kinked_base {
                         margin = margin.min(v.abs());
                     }
-                    total += model.base().log_prob(*v);
+                    total += match model.base_params() {
+                        Some(p) => reference_mixture(p.row(j), *v),
+                        None => model.base().log_prob(*v),
+                    };
                 }
             }
             h = y;
@@ -291,6 +319,23 @@ pub fn reference_objective(model: &InvertibleMlp<f64>, x: &Mat<f64>) -> (f64, f6
     }
     let logdet: f64 = model.layers().iter().map(|l| log_abs_det(&l.weight)).sum();
     (total / n as f64 + logdet, margin)
+}
+
+/// A mixture of `K` logistic densities from one unit's raw parameters (`K` locations, `K`
+/// log-scales, `K` weight logits), written from the definition independently of the
+/// library: `ln sum_k w_k e^{-u_k} / (s_k (1 + e^{-u_k})^2)` with `u_k = (z - m_k) / s_k`.
+pub fn reference_mixture(raw: &[f64], z: f64) -> f64 {
+    let k = raw.len() / 3;
+    let norm: f64 = raw[2 * k..].iter().map(|a| a.exp()).sum();
+    let density: f64 = (0..k)
+        .map(|i| {
+            let s = raw[k + i].exp();
+            let u = (z - raw[i]) / s;
+            let e = (-u.abs()).exp();
+            raw[2 * k + i].exp() / norm * e / (s * (1.0 + e) * (1.0 + e))
+        })
+        .sum();
+    density.ln()
 }
 
 /// `ln|det A|` by Gaussian elimination with partial pivoting (independent of backends).

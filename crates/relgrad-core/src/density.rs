@@ -1,11 +1,18 @@
-//! Factorised base densities for the latent variables `z`.
+//! Factorised base densities for the latent variables `z`: standard ones, and a learnable
+//! mixture of logistics per coordinate whose parameters the model holds (see
+//! [`crate::mixture`]).
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::scalar::{c, Scalar};
 
-/// A standard univariate density; the latent density is its product over dimensions.
+/// A univariate density; the latent density is its product over dimensions.
+///
+/// The per-coordinate functions here ([`BaseDensity::log_prob`], [`BaseDensity::score`],
+/// [`BaseDensity::sample`] and their batch forms) are those of the fixed densities; a
+/// [`BaseDensity::Mixture`] is evaluated from its parameters ([`crate::mixture::Mixture`],
+/// through the model's verbs) and panics there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BaseDensity {
     /// Standard normal, `ln p(z) = -z^2 / 2 - ln(2 pi) / 2`. The default.
@@ -15,6 +22,12 @@ pub enum BaseDensity {
     Laplace,
     /// Logistic with unit scale, `ln p(z) = -z - 2 ln(1 + e^{-z})`.
     Logistic,
+    /// A learnable mixture of `components` logistic densities per coordinate (see
+    /// [`crate::mixture`]); the model holds its parameters.
+    Mixture {
+        /// Components per coordinate, `K`.
+        components: usize,
+    },
 }
 
 impl BaseDensity {
@@ -24,16 +37,50 @@ impl BaseDensity {
             BaseDensity::Normal => "normal",
             BaseDensity::Laplace => "laplace",
             BaseDensity::Logistic => "logistic",
+            BaseDensity::Mixture { .. } => "mixture",
         }
     }
 
-    /// Parses a name produced by [`BaseDensity::name`].
+    /// Parses a name produced by [`BaseDensity::name`]; `"mixture"` gets
+    /// [`crate::mixture::DEFAULT_COMPONENTS`] (see [`BaseDensity::with_components`]).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "normal" | "gaussian" => Some(BaseDensity::Normal),
             "laplace" => Some(BaseDensity::Laplace),
             "logistic" => Some(BaseDensity::Logistic),
+            "mixture" => Some(BaseDensity::Mixture {
+                components: crate::mixture::DEFAULT_COMPONENTS,
+            }),
             _ => None,
+        }
+    }
+
+    /// A mixture with `components` components instead; other densities unchanged.
+    pub fn with_components(self, components: usize) -> Self {
+        match self {
+            BaseDensity::Mixture { .. } => BaseDensity::Mixture { components },
+            other => other,
+        }
+    }
+
+    /// The components per coordinate of a mixture base, `None` for a fixed density.
+    pub fn components(&self) -> Option<usize> {
+        match *self {
+            BaseDensity::Mixture { components } => Some(components),
+            _ => None,
+        }
+    }
+
+    /// Whether the density has learnable parameters.
+    pub fn is_learnable(&self) -> bool {
+        self.components().is_some()
+    }
+
+    /// Checks the settings (a mixture's component count).
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            BaseDensity::Mixture { components } => crate::mixture::validate(components),
+            _ => Ok(()),
         }
     }
 
@@ -49,6 +96,7 @@ impl BaseDensity {
                 let a = z.abs();
                 -a - c::<T>(2.0) * (-a).exp().ln_1p()
             }
+            BaseDensity::Mixture { .. } => learnable(),
         }
     }
 
@@ -67,6 +115,7 @@ impl BaseDensity {
                 }
             }
             BaseDensity::Logistic => -(z * c::<T>(0.5)).tanh(),
+            BaseDensity::Mixture { .. } => learnable(),
         }
     }
 
@@ -115,9 +164,16 @@ impl BaseDensity {
                 let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
                 (u / (1.0 - u)).ln()
             }
+            BaseDensity::Mixture { .. } => learnable(),
         };
         c(v)
     }
+}
+
+/// The fixed densities' functions called on a mixture (a programming error).
+#[cold]
+fn learnable() -> ! {
+    panic!("a mixture base is evaluated from its parameters (crate::mixture::Mixture), not per coordinate")
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! With spline activations both also write the ordinary gradient of every spline
 //! parameter (see [`crate::spline`]): the splines change `Delta` only through their
 //! slopes `sigma'` and `kappa = d ln sigma' / dy`, so the weights' directions keep their
-//! form.
+//! form. A mixture base likewise only changes `Delta_L`, the score of the latents, and
+//! writes the ordinary gradient of its parameters (see [`crate::mixture`]).
 //!
 //! Results land in [`Workspace::grad`]; nothing is allocated once the workspace exists
 //! (the naive gradient allocates its LU workspace on first use).
@@ -181,7 +182,8 @@ pub(crate) fn bias_direction<T: Scalar>(
 }
 
 /// Forward pass for training: fills `Y_l` (bias included), `H_l`, `sigma'(Y_l)`,
-/// `kappa(Y_l)`, and `Delta_L = psi(Z) / B`.
+/// `kappa(Y_l)`, and `Delta_L = psi(Z) / B` (with a mixture base, also the gradient of
+/// its parameters).
 pub(crate) fn forward_train<T: Scalar, B: Backend<T>>(
     model: &InvertibleMlp<T>,
     backend: &B,
@@ -227,7 +229,13 @@ pub(crate) fn forward_train<T: Scalar, B: Backend<T>>(
             }
         } else {
             let delta = &mut ws.delta.as_mut_slice()[..len];
-            model.base().score_scaled(y, inv_b, delta);
+            match (&mut ws.mixture, model.base_params(), &mut ws.grad.base) {
+                (Some(mixture), Some(params), Some(grad)) => {
+                    mixture.update(params.as_slice());
+                    mixture.score_and_gradient(y, inv_b, delta, grad.as_mut_slice());
+                }
+                _ => model.base().score_scaled(y, inv_b, delta),
+            }
         }
     }
 }

@@ -18,6 +18,7 @@
 //! | activations and their inverses | [`activation`] |
 //! | learnable activations: monotone rational-quadratic splines | [`spline`] |
 //! | base densities | [`density`] |
+//! | the learnable base: a mixture of logistics per coordinate | [`mixture`] |
 //! | the invertible MLP: `forward`, `log_prob`, `inverse`, `sample` | [`mlp`] |
 //! | initialisations | [`init`] |
 //! | relative and naive gradients | [`mod@gradient`] |
@@ -41,6 +42,7 @@ pub mod gradient;
 pub mod init;
 pub mod linalg;
 pub mod matrix;
+pub mod mixture;
 pub mod mlp;
 pub mod optim;
 pub mod scalar;

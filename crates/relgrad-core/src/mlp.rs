@@ -7,7 +7,9 @@
 //! `sum_j ln p(z_j) + sum_{l<L} sum_j ln sigma'(y_{l,j}) + sum_l ln|det W_l|`.
 //!
 //! With the learnable activation [`Activation::Spline`], `sigma` is one spline per unit
-//! and hidden layer, whose parameters the model holds ([`InvertibleMlp::splines`]).
+//! and hidden layer, whose parameters the model holds ([`InvertibleMlp::splines`]); with
+//! the learnable base [`BaseDensity::Mixture`], `ln p(z_j)` is a mixture of logistics
+//! per coordinate, whose parameters it holds too ([`InvertibleMlp::base_params`]).
 
 use rand::Rng;
 
@@ -16,6 +18,7 @@ use crate::backend::{Backend, LogDet, Trans};
 use crate::density::BaseDensity;
 use crate::error::{Error, Result};
 use crate::matrix::{Mat, MatRef};
+use crate::mixture::Mixture;
 use crate::scalar::Scalar;
 use crate::spline::{params_per_unit, set_identity, Knots};
 
@@ -39,6 +42,8 @@ pub struct InvertibleMlp<T> {
     /// (see [`crate::spline`]); empty otherwise.
     splines: Vec<Mat<T>>,
     base: BaseDensity,
+    /// With a mixture base, its `D x 3K` parameters (see [`crate::mixture`]).
+    base_params: Option<Mat<T>>,
     use_bias: bool,
 }
 
@@ -66,6 +71,7 @@ impl<T: Scalar> InvertibleMlp<T> {
             ));
         }
         activation.validate().map_err(Error::InvalidConfig)?;
+        base.validate().map_err(Error::InvalidConfig)?;
         for (i, l) in layers.iter().enumerate() {
             if l.weight.rows() != dim || l.weight.cols() != dim || l.bias.len() != dim {
                 return Err(Error::InvalidConfig(format!(
@@ -91,14 +97,44 @@ impl<T: Scalar> InvertibleMlp<T> {
                 .collect(),
             _ => Vec::new(),
         };
+        let base_params = base.components().map(|k| {
+            let mut m = Mat::zeros(dim, crate::mixture::params_per_unit(k));
+            for unit in m.as_mut_slice().chunks_exact_mut(3 * k) {
+                crate::mixture::set_start(unit, k);
+            }
+            m
+        });
         Ok(Self {
             dim,
             layers,
             activation,
             splines,
             base,
+            base_params,
             use_bias,
         })
+    }
+
+    /// Replaces the mixture base's parameters (`D x 3K`, as
+    /// [`InvertibleMlp::base_params`]); an error if the base is not a mixture or the shape
+    /// differs.
+    pub fn with_base_params(mut self, params: Mat<T>) -> Result<Self> {
+        let Some(k) = self.base.components() else {
+            return Err(Error::InvalidConfig(
+                "base parameters given for a model whose base density is not a mixture".into(),
+            ));
+        };
+        let cols = crate::mixture::params_per_unit(k);
+        if params.rows() != self.dim || params.cols() != cols {
+            return Err(Error::InvalidConfig(format!(
+                "the base parameters are {}x{}, expected {}x{cols} ({k} components)",
+                params.rows(),
+                params.cols(),
+                self.dim
+            )));
+        }
+        self.base_params = Some(params);
+        Ok(self)
     }
 
     /// Replaces the spline parameters (one `D x (3K - 1)` matrix per hidden layer, as
@@ -197,6 +233,20 @@ impl<T: Scalar> InvertibleMlp<T> {
     pub fn base(&self) -> BaseDensity {
         self.base
     }
+    /// The mixture base's parameters, `D x 3K` (each row one unit's `K` locations, `K`
+    /// log-scales and `K` weight logits, see [`crate::mixture`]); `None` for a fixed base.
+    pub fn base_params(&self) -> Option<&Mat<T>> {
+        self.base_params.as_ref()
+    }
+    /// The mixture base's parameters, mutably (the shape must be kept).
+    pub fn base_params_mut(&mut self) -> Option<&mut Mat<T>> {
+        self.base_params.as_mut()
+    }
+    /// The mixture base's evaluation tables (allocates; `None` for a fixed base).
+    pub fn mixture(&self) -> Option<Mixture<T>> {
+        let (p, k) = (self.base_params.as_ref()?, self.base.components()?);
+        Some(Mixture::from_params(p.as_slice(), self.dim, k))
+    }
     /// Whether the layers have (trainable) biases.
     pub fn use_bias(&self) -> bool {
         self.use_bias
@@ -204,7 +254,8 @@ impl<T: Scalar> InvertibleMlp<T> {
     /// The number of trainable scalars.
     pub fn n_parameters(&self) -> usize {
         let splines: usize = self.splines.iter().map(|m| m.as_slice().len()).sum();
-        self.layers.len() * self.dim * (self.dim + usize::from(self.use_bias)) + splines
+        let base = self.base_params.as_ref().map_or(0, |m| m.as_slice().len());
+        self.layers.len() * self.dim * (self.dim + usize::from(self.use_bias)) + splines + base
     }
 
     /// Copies every parameter from `other` (same shapes) without allocating.
@@ -218,6 +269,9 @@ impl<T: Scalar> InvertibleMlp<T> {
         for (dst, src) in self.splines.iter_mut().zip(&other.splines) {
             dst.as_mut_slice().copy_from_slice(src.as_slice());
         }
+        if let (Some(dst), Some(src)) = (&mut self.base_params, &other.base_params) {
+            dst.as_mut_slice().copy_from_slice(src.as_slice());
+        }
     }
 
     /// Whether every parameter is finite.
@@ -228,6 +282,7 @@ impl<T: Scalar> InvertibleMlp<T> {
         }) && self
             .splines
             .iter()
+            .chain(&self.base_params)
             .all(|m| m.as_slice().iter().all(|v| v.is_finite()))
     }
 
@@ -246,6 +301,7 @@ impl<T: Scalar> InvertibleMlp<T> {
             activation: self.activation,
             splines: self.splines.iter().map(|m| m.cast()).collect(),
             base: self.base,
+            base_params: self.base_params.as_ref().map(|m| m.cast()),
             use_bias: self.use_bias,
         }
     }
@@ -374,9 +430,14 @@ impl<T: Scalar> InvertibleMlp<T> {
         self.check_dim(x.cols())?;
         let logdet = self.log_det_total(backend)?;
         let base = self.base;
+        let mut mixture = self.mixture();
         self.run_forward(backend, x, |start, z, logd| {
             for i in 0..z.rows() {
-                out[start + i] = base.log_prob_sum(z.row(i)) + logd[i] + logdet;
+                let lp = match &mut mixture {
+                    Some(m) => m.log_prob_sum(z.row(i)),
+                    None => base.log_prob_sum(z.row(i)),
+                };
+                out[start + i] = lp + logd[i] + logdet;
             }
         })
     }
@@ -447,7 +508,16 @@ impl<T: Scalar> InvertibleMlp<T> {
         n: usize,
         rng: &mut R,
     ) -> Result<Mat<T>> {
-        let z = Mat::from_fn(n, self.dim, |_, _| self.base.sample(rng));
+        let z = match self.mixture() {
+            Some(m) => {
+                let mut z = Mat::zeros(n, self.dim);
+                for i in 0..n {
+                    m.sample_row(rng, z.row_mut(i));
+                }
+                z
+            }
+            None => Mat::from_fn(n, self.dim, |_, _| self.base.sample(rng)),
+        };
         self.inverse(backend, z.as_ref())
     }
 }

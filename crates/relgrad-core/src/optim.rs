@@ -5,7 +5,8 @@
 //! [`crate::spline`]), which follow their ordinary gradient with an optimizer of their
 //! own (Adam at [`SPLINE_LR`] by default): the relative gradient's equivariance, which
 //! favours SGD for the weights, does not concern them, and their gradients' scales
-//! differ from bin to bin. Both share the step count and the learning-rate decays.
+//! differ from bin to bin. A mixture base's parameters (see [`crate::mixture`]) follow
+//! the same optimizer. Both kinds share the step count and the learning-rate decays.
 
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
@@ -102,7 +103,8 @@ pub struct OptimizerState<T> {
     spline_ratio: f64,
     step: u64,
     /// First moments (Adam) or velocities (SGD with momentum): one buffer per tensor,
-    /// `2 l` for layer `l`'s weight, `2 l + 1` for its bias, then one per spline matrix;
+    /// `2 l` for layer `l`'s weight, `2 l + 1` for its bias, then one per spline matrix,
+    /// then one for a mixture base's parameters;
     /// a tensor whose optimizer keeps no such state has an empty buffer, and without
     /// splines the list is empty when the weights' optimizer keeps none.
     m: Vec<Vec<T>>,
@@ -126,7 +128,7 @@ fn state_shape<T: Scalar>(
     on: bool,
     spline_on: bool,
 ) -> impl Iterator<Item = usize> + '_ {
-    let spline_on = spline_on && !model.splines().is_empty();
+    let spline_on = spline_on && (!model.splines().is_empty() || model.base_params().is_some());
     let any = on || spline_on;
     let own = model
         .layers()
@@ -136,17 +138,19 @@ fn state_shape<T: Scalar>(
     let theirs = model
         .splines()
         .iter()
+        .chain(model.base_params())
         .map(move |m| if spline_on { m.as_slice().len() } else { 0 });
     own.chain(theirs).filter(move |_| any)
 }
 
 impl<T: Scalar> OptimizerState<T> {
-    /// State for `model`'s shape; spline parameters, if any, get Adam at [`SPLINE_LR`].
+    /// State for `model`'s shape; spline and mixture-base parameters, if any, get Adam at
+    /// [`SPLINE_LR`].
     pub fn new(optimizer: Optimizer, model: &InvertibleMlp<T>) -> Self {
         Self::with_spline_optimizer(optimizer, Optimizer::adam(SPLINE_LR), model)
     }
 
-    /// State for `model`'s shape, with `spline` for the spline parameters.
+    /// State for `model`'s shape, with `spline` for the spline and mixture-base parameters.
     pub fn with_spline_optimizer(
         optimizer: Optimizer,
         spline: Optimizer,
@@ -248,7 +252,8 @@ impl<T: Scalar> OptimizerState<T> {
     }
 
     /// The state buffers of tensor `slot` (`2 l` for layer `l`'s weight, `2 l + 1` for its
-    /// bias, `2 L + s` for hidden layer `s`'s splines): first and second moments, empty
+    /// bias, `2 L + s` for hidden layer `s`'s splines, `2 L + S` for a mixture base after
+    /// `S` spline matrices): first and second moments, empty
     /// where the optimizer keeps none.
     pub(crate) fn slot_mut(&mut self, slot: usize) -> (&mut [T], &mut [T]) {
         let m = self.m.get_mut(slot).map_or(&mut [][..], |b| &mut b[..]);
@@ -257,8 +262,8 @@ impl<T: Scalar> OptimizerState<T> {
     }
 
     /// Moves `model` along the ascent direction `dir` (a gradient to *maximise*).
-    /// Biases are left alone when the model has none; spline parameters follow their own
-    /// optimizer. Allocates nothing.
+    /// Biases are left alone when the model has none; spline and mixture-base parameters
+    /// follow their own optimizer. Allocates nothing.
     pub fn step(&mut self, model: &mut InvertibleMlp<T>, dir: &Gradient<T>) {
         let rule = self.begin_step();
         let use_bias = model.use_bias();
@@ -271,12 +276,15 @@ impl<T: Scalar> OptimizerState<T> {
                 rule.apply_vectorized(&mut layer.bias, &dir.biases[l], m, v);
             }
         }
-        if !model.splines().is_empty() {
-            let rule = self.spline_rule();
-            for (s, p) in model.splines_mut().iter_mut().enumerate() {
-                let (m, v) = self.slot_mut(2 * n_layers + s);
-                rule.apply_vectorized(p.as_mut_slice(), dir.splines[s].as_slice(), m, v);
-            }
+        let rule = self.spline_rule();
+        let n_splines = model.splines().len();
+        for (s, p) in model.splines_mut().iter_mut().enumerate() {
+            let (m, v) = self.slot_mut(2 * n_layers + s);
+            rule.apply_vectorized(p.as_mut_slice(), dir.splines[s].as_slice(), m, v);
+        }
+        if let (Some(p), Some(g)) = (model.base_params_mut(), &dir.base) {
+            let (m, v) = self.slot_mut(2 * n_layers + n_splines);
+            rule.apply_vectorized(p.as_mut_slice(), g.as_slice(), m, v);
         }
     }
 }

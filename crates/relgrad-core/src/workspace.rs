@@ -6,6 +6,7 @@
 
 use crate::backend::Backend;
 use crate::matrix::Mat;
+use crate::mixture::Mixture;
 use crate::mlp::InvertibleMlp;
 use crate::scalar::Scalar;
 use crate::spline::Knots;
@@ -21,6 +22,9 @@ pub struct Gradient<T> {
     /// [`InvertibleMlp::splines`]: the ordinary gradient of the mean log-likelihood
     /// (no relative scaling); empty otherwise.
     pub splines: Vec<Mat<T>>,
+    /// For a model with a mixture base, the ordinary gradient of its parameters, shaped
+    /// like [`InvertibleMlp::base_params`]; `None` otherwise.
+    pub base: Option<Mat<T>>,
 }
 
 impl<T: Scalar> Gradient<T> {
@@ -30,6 +34,7 @@ impl<T: Scalar> Gradient<T> {
             weights: (0..n_layers).map(|_| Mat::zeros(dim, dim)).collect(),
             biases: (0..n_layers).map(|_| vec![T::zero(); dim]).collect(),
             splines: Vec::new(),
+            base: None,
         }
     }
 
@@ -41,13 +46,19 @@ impl<T: Scalar> Gradient<T> {
             .iter()
             .map(|m| Mat::zeros(m.rows(), m.cols()))
             .collect();
+        g.base = model.base_params().map(|m| Mat::zeros(m.rows(), m.cols()));
         g
     }
 
-    /// The number of entries, `L (D^2 + D)` plus the spline parameters.
+    /// The elementwise parameters' gradients (the splines', then the mixture base's).
+    fn elementwise(&self) -> impl Iterator<Item = &[T]> {
+        self.splines.iter().chain(&self.base).map(|m| m.as_slice())
+    }
+
+    /// The number of entries, `L (D^2 + D)` plus the spline and base parameters.
     pub fn len(&self) -> usize {
         let w: usize = self.weights.iter().map(|m| m.as_slice().len()).sum();
-        let s: usize = self.splines.iter().map(|m| m.as_slice().len()).sum();
+        let s: usize = self.elementwise().map(<[T]>::len).sum();
         w + s + self.biases.iter().map(Vec::len).sum::<usize>()
     }
 
@@ -57,8 +68,8 @@ impl<T: Scalar> Gradient<T> {
     }
 
     /// Copies every entry into the front of `out` (layer by layer: weights, then biases;
-    /// then the spline parameters' gradients), one contiguous buffer for a reduction
-    /// across processes.
+    /// then the spline parameters' gradients, then the mixture base's), one contiguous
+    /// buffer for a reduction across processes.
     pub fn pack_into(&self, out: &mut [T]) {
         let mut at = 0;
         for (w, b) in self.weights.iter().zip(&self.biases) {
@@ -67,7 +78,7 @@ impl<T: Scalar> Gradient<T> {
                 at += part.len();
             }
         }
-        for part in self.splines.iter().map(|m| m.as_slice()) {
+        for part in self.elementwise() {
             out[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
@@ -83,7 +94,12 @@ impl<T: Scalar> Gradient<T> {
                 at += n;
             }
         }
-        for part in self.splines.iter_mut().map(|m| m.as_mut_slice()) {
+        for part in self
+            .splines
+            .iter_mut()
+            .chain(&mut self.base)
+            .map(|m| m.as_mut_slice())
+        {
             let n = part.len();
             part.copy_from_slice(&src[at..at + n]);
             at += n;
@@ -94,7 +110,7 @@ impl<T: Scalar> Gradient<T> {
     pub fn is_finite(&self) -> bool {
         let w = self.weights.iter().map(|m| m.as_slice());
         w.chain(self.biases.iter().map(|b| &b[..]))
-            .chain(self.splines.iter().map(|m| m.as_slice()))
+            .chain(self.elementwise())
             .all(all_finite)
     }
 }
@@ -125,6 +141,9 @@ pub struct Workspace<T: Scalar, B: Backend<T>> {
     /// The knots of every hidden layer's splines, for a model with spline activations
     /// (derived from its parameters at every forward pass).
     pub(crate) knots: Vec<Knots<T>>,
+    /// The mixture base's tables, for a model with a mixture base (derived from its
+    /// parameters at every forward pass).
+    pub(crate) mixture: Option<Mixture<T>>,
     /// LU workspace and inverse buffer, used by the naive gradient only (made on first use).
     pub(crate) lu: Option<(B::Lu, Mat<T>)>,
     /// The last computed gradient or update direction.
@@ -138,12 +157,14 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
         ws.knots = (0..model.splines().len())
             .filter_map(|l| model.knots(l))
             .collect();
+        ws.mixture = model.mixture();
         ws.grad = Gradient::for_model(model);
         ws
     }
 
     /// Buffers for `n_layers` layers of dimension `dim` and batches of up to `capacity` rows,
-    /// for a model with a fixed activation (a spline model needs [`Workspace::new`]).
+    /// for a model with a fixed activation and base (a spline model or a mixture base needs
+    /// [`Workspace::new`]).
     pub fn with_shape(dim: usize, n_layers: usize, capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let m = |k: usize| {
@@ -165,6 +186,7 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
             rowvec: vec![T::zero(); capacity],
             row: vec![T::zero(); crate::step::MAX_PARTS * (4 * dim + 8 * capacity)],
             knots: Vec::new(),
+            mixture: None,
             lu: None,
             grad: Gradient::zeros(dim, n_layers),
         }
@@ -188,6 +210,8 @@ impl<T: Scalar, B: Backend<T>> Workspace<T, B> {
             && rows <= self.capacity
             && self.knots.len() == splines.len()
             && self.grad.splines.len() == splines.len()
+            && self.mixture.as_ref().map(Mixture::components) == model.base().components()
+            && self.grad.base.as_ref().map(|m| m.cols()) == model.base_params().map(|m| m.cols())
             && self
                 .knots
                 .iter()

@@ -157,6 +157,15 @@ fn fused_step<T: Scalar, B: Backend<T>>(
     let use_bias = model.use_bias();
     // Non-finite entries of the direction make this NaN: `0 r` is 0 for finite `r`.
     let mut check_sum = T::zero();
+    // A mixture base's gradient is complete after the forward pass: its update first.
+    let n_splines = model.splines().len();
+    if let (Some(p), Some(g)) = (model.base_params_mut(), &ws.grad.base) {
+        let (m, v) = state.slot_mut(2 * n_layers + n_splines);
+        spline_rule.apply_vectorized(p.as_mut_slice(), g.as_slice(), m, v);
+        if !all_finite(g.as_slice()) {
+            check_sum = T::nan();
+        }
+    }
     for l in (0..model.n_layers()).rev() {
         let layer = &mut model.layers_mut()[l];
         let y = ws.y[l].top(n);
