@@ -311,7 +311,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let n = 200_000;
         let mut row = [0.0; 2];
-        let mut draws = vec![Vec::with_capacity(n); 2];
+        let mut draws = [Vec::with_capacity(n), Vec::with_capacity(n)];
         for _ in 0..n {
             m.sample_row(&mut rng, &mut row);
             draws[0].push(row[0]);
