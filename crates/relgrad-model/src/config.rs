@@ -94,14 +94,15 @@ pub struct FitConfig {
     /// Activation between layers. Default: tanh-linear, `beta = 0.1` (measured to make
     /// depth pay where the paper's smooth leaky ReLU does not: `docs/algorithm.md`).
     pub activation: Activation,
-    /// Base density of the latents. Default: normal.
+    /// Base density of the latents. Default: normal. A mixture base's parameters train
+    /// with `spline_optimizer`.
     pub base: BaseDensity,
     /// Starting parameters. Default: data-dependent, shift 0.
     pub start: Start,
     /// Optimizer. Default: SGD, learning rate `1e-3` (with the decays below; measured on
     /// held-out data: `docs/step-size.md`), momentum 0.9.
     pub optimizer: Optimizer,
-    /// The spline parameters' optimizer (spline activations only). Default: Adam at
+    /// The elementwise parameters' optimizer (spline activations, a mixture base). Default: Adam at
     /// `relgrad_core::optim::SPLINE_LR`; its rate decays with `optimizer`'s.
     pub spline_optimizer: Optimizer,
     /// Rows per mini-batch (`usize::MAX`: full batch). Default 100.
@@ -230,6 +231,9 @@ impl FitConfig {
         if let Err(e) = self.optimizer.validate() {
             return cfg(e);
         }
+        if let Err(e) = self.base.validate() {
+            return cfg(format!("the base density: {e}"));
+        }
         if let Err(e) = self.spline_optimizer.validate() {
             return cfg(format!("the spline optimizer: {e}"));
         }
@@ -276,6 +280,7 @@ impl FitConfig {
             "bins": self.activation.bins(),
             "spline_optimizer": optimizer_json(&self.spline_optimizer),
             "base": self.base.name(),
+            "components": self.base.components(),
             "init": self.start.to_json(),
             "optimizer": optimizer_json(&self.optimizer),
             "batch_size": if self.batch_size == usize::MAX { json!("full") } else { json!(self.batch_size) },
@@ -311,13 +316,17 @@ impl FitConfig {
             *bins = u64_or(v, "bins", relgrad_core::activation::DEFAULT_BINS as u64)? as usize;
         }
         let base = s("base", "normal")?;
-        let base = BaseDensity::from_name(&base).ok_or_else(|| {
+        let mut base = BaseDensity::from_name(&base).ok_or_else(|| {
             bad(
                 "base",
                 &v["base"],
-                "\"normal\", \"laplace\" or \"logistic\"",
+                "\"normal\", \"laplace\", \"logistic\" or \"mixture\"",
             )
         })?;
+        if base.is_learnable() {
+            let k = relgrad_core::mixture::DEFAULT_COMPONENTS as u64;
+            base = base.with_components(u64_or(v, "components", k)? as usize);
+        }
         let optimizer = optimizer_from_json(&v["optimizer"], d.optimizer, "optimizer")?;
         let spline_optimizer = optimizer_from_json(
             &v["spline_optimizer"],

@@ -5,7 +5,10 @@
 //! - `layers.{i}.bias`: length `D`;
 //! - with `activation = "spline"` (version 2), `splines.{l}` for every hidden layer
 //!   `l < L - 1`: `D x (3K - 1)`, row-major, one row per unit: `K` width logits, `K`
-//!   height logits, `K - 1` interior slope parameters (see `relgrad_core::spline`).
+//!   height logits, `K - 1` interior slope parameters (see `relgrad_core::spline`);
+//! - with `base = "mixture"` (version 3), `base`: `D x 3K`, row-major, one row per latent
+//!   coordinate: `K` locations, `K` log-scales, `K` weight logits of its mixture of
+//!   logistics (see `relgrad_core::mixture`).
 //!
 //! Layers `0..L-1` are followed by the activation, the last layer is affine; the latent
 //! `z` has a factorised base density. Metadata (a string map; JSON inside strings):
@@ -13,11 +16,12 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `"relgrad-invertible-mlp"` |
-//! | `format_version` | `"2"` for a model with spline activations, `"1"` otherwise (a model that version 1 describes is written as version 1, so older readers keep reading it) |
+//! | `format_version` | `"3"` for a model with a mixture base, `"2"` for one with spline activations (and a fixed base), `"1"` otherwise (a model that an older version describes is written as that version, so older readers keep reading it) |
 //! | `dim`, `n_layers` | integers (at most 65536 and 100000) |
 //! | `activation`, `alpha` | e.g. `"smooth-leaky-relu"`, `"0.01"` (`alpha` is the activation's parameter; a spline's is its bound `T`) |
 //! | `bins` | a spline's bins `K` (2 to 256); only with `activation = "spline"` |
-//! | `base` | `"normal"`, `"laplace"` or `"logistic"` |
+//! | `base` | `"normal"`, `"laplace"`, `"logistic"` or `"mixture"` |
+//! | `components` | a mixture base's components per coordinate `K` (1 to 64); only with `base = "mixture"` |
 //! | `use_bias` | `"true"` or `"false"` |
 //! | `precision` | `"f32"` or `"f64"`: the dtype of every tensor |
 //! | `layout` | a one-line reminder of the conventions above |
@@ -47,6 +51,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use relgrad_core::{Activation, BaseDensity};
 use serde_json::{json, Value};
 
 use crate::atomic::write_atomic;
@@ -57,12 +62,27 @@ use crate::tensors::{network_tensors, serialize, Arch, File};
 
 /// The `format` metadata value.
 pub const FORMAT: &str = "relgrad-invertible-mlp";
-/// The `format_version` this library writes for a model with spline activations.
+/// The `format_version` this library writes for a model with spline activations and a
+/// fixed base.
 pub const FORMAT_VERSION: &str = "2";
-/// The `format_version` it writes for a model without: version 1 describes it fully.
+/// The `format_version` it writes for a model with a mixture base.
+pub const FORMAT_VERSION_MIXTURE: &str = "3";
+/// The `format_version` it writes for a model without either: version 1 describes it fully.
 pub const FORMAT_VERSION_FIXED: &str = "1";
 /// The `format_version`s this library reads.
-pub const READABLE_VERSIONS: [&str; 2] = ["1", "2"];
+pub const READABLE_VERSIONS: [&str; 3] = ["1", "2", "3"];
+
+/// The oldest `format_version` that describes a model with this activation and base (the
+/// one written, so that older readers keep reading what they can).
+pub fn format_version(activation: Activation, base: BaseDensity) -> &'static str {
+    if base.is_learnable() {
+        FORMAT_VERSION_MIXTURE
+    } else if activation.is_learnable() {
+        FORMAT_VERSION
+    } else {
+        FORMAT_VERSION_FIXED
+    }
+}
 /// The `layout` metadata value.
 pub const LAYOUT: &str = "row vectors: y = x W + b per layer (W row-major D x D); activation after every layer but the last; z = last layer's output has a factorised base density";
 
@@ -80,11 +100,7 @@ impl DensityModel {
     pub fn metadata(&self) -> HashMap<String, String> {
         let mut meta = HashMap::new();
         meta.insert("format".into(), FORMAT.into());
-        let version = if self.network.activation().is_learnable() {
-            FORMAT_VERSION
-        } else {
-            FORMAT_VERSION_FIXED
-        };
+        let version = format_version(self.network.activation(), self.network.base());
         meta.insert("format_version".into(), version.into());
         Arch::of(&self.network).write(&mut meta);
         meta.insert("layout".into(), LAYOUT.into());
@@ -157,10 +173,16 @@ impl DensityModel {
             )));
         }
         let arch = Arch::read(&f)?;
-        if arch.activation.is_learnable() && version == "1" {
-            return Err(Error::invalid(
-                "metadata \"format_version\" is \"1\", but spline activations need version 2",
-            ));
+        let needed = format_version(arch.activation, arch.base);
+        if version < needed {
+            return Err(Error::invalid(format!(
+                "metadata \"format_version\" is {version:?}, but {} need version {needed}",
+                if arch.base.is_learnable() {
+                    "a mixture base and its parameters"
+                } else {
+                    "spline activations"
+                }
+            )));
         }
         f.expect_names(
             &arch.tensor_names(""),
@@ -171,7 +193,7 @@ impl DensityModel {
                 match arch.spline_layers() {
                     0 => String::new(),
                     n => format!(", and splines.0 to splines.{} for the spline activation", n - 1),
-                }
+                } + if arch.base.is_learnable() { ", and base for the mixture base" } else { "" }
             ),
         )?;
         let network = arch.read_network(&f, "")?;

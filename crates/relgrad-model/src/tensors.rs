@@ -77,8 +77,9 @@ pub fn serialize(
         .map_err(|e| Error::invalid(format!("serialising safetensors: {e}")))
 }
 
-/// The tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of a network, and
-/// with spline activations `{prefix}splines.{l}` (`D x (3K - 1)`) for every hidden layer.
+/// The tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of a network,
+/// with spline activations `{prefix}splines.{l}` (`D x (3K - 1)`) for every hidden layer,
+/// and with a mixture base `{prefix}base` (`D x 3K`).
 pub fn mlp_tensors<T: Scalar>(
     prefix: &str,
     model: &InvertibleMlp<T>,
@@ -98,6 +99,12 @@ pub fn mlp_tensors<T: Scalar>(
     for (l, m) in model.splines().iter().enumerate() {
         out.push((
             format!("{prefix}splines.{l}"),
+            OwnedTensor::from_scalars(vec![m.rows(), m.cols()], m.as_slice()),
+        ));
+    }
+    if let Some(m) = model.base_params() {
+        out.push((
+            format!("{prefix}base"),
             OwnedTensor::from_scalars(vec![m.rows(), m.cols()], m.as_slice()),
         ));
     }
@@ -279,6 +286,9 @@ impl Arch {
             meta.insert("bins".into(), bins.to_string());
         }
         meta.insert("base".into(), self.base.name().into());
+        if let Some(k) = self.base.components() {
+            meta.insert("components".into(), k.to_string());
+        }
         meta.insert("use_bias".into(), self.use_bias.to_string());
         meta.insert("precision".into(), self.precision.name().into());
     }
@@ -310,11 +320,15 @@ impl Arch {
             .validate()
             .map_err(|e| Error::invalid(format!("metadata \"alpha\" is {alpha_s}: {e}")))?;
         let base = f.get("base")?;
-        let base = BaseDensity::from_name(base).ok_or_else(|| {
+        let mut base = BaseDensity::from_name(base).ok_or_else(|| {
             Error::invalid(format!(
-                "metadata \"base\" is {base:?}, expected \"normal\", \"laplace\" or \"logistic\""
+                "metadata \"base\" is {base:?}, expected \"normal\", \"laplace\", \"logistic\" or \"mixture\""
             ))
         })?;
+        if base.is_learnable() {
+            let k = f.get_count("components", 1, relgrad_core::mixture::MAX_COMPONENTS)?;
+            base = base.with_components(k);
+        }
         let use_bias = match f.get("use_bias")? {
             "true" => true,
             "false" => false,
@@ -361,6 +375,7 @@ impl Arch {
                 ]
             })
             .chain((0..hidden).map(|l| format!("{prefix}splines.{l}")))
+            .chain(self.base.is_learnable().then(|| format!("{prefix}base")))
             .collect()
     }
 
@@ -390,8 +405,14 @@ impl Arch {
         }
         let invalid =
             |e: relgrad_core::Error| Error::invalid(format!("the stored network is invalid: {e}"));
-        let mlp = InvertibleMlp::from_layers(layers, self.activation, self.base, self.use_bias)
+        let mut mlp = InvertibleMlp::from_layers(layers, self.activation, self.base, self.use_bias)
             .map_err(invalid)?;
+        if let Some(k) = self.base.components() {
+            let cols = relgrad_core::mixture::params_per_unit(k);
+            let v = f.floats(&format!("{prefix}base"), &[d, cols], self.precision)?;
+            let params = Mat::from_vec(d, cols, v.into_iter().map(T::from_f64c).collect());
+            mlp = mlp.with_base_params(params).map_err(invalid)?;
+        }
         let Some(bins) = self.activation.bins() else {
             return Ok(mlp);
         };

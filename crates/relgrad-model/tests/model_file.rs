@@ -147,8 +147,8 @@ fn a_checkpoint_is_not_a_model_file() {
 fn unknown_format_version() {
     refused_meta(
         "format_version",
-        "3",
-        &["\"format_version\" is \"3\"", "reads version 1, 2"],
+        "4",
+        &["\"format_version\" is \"4\"", "reads version 1, 2, 3"],
     );
     refused(
         &parts().without("format_version").bytes(),
@@ -307,7 +307,7 @@ fn unknown_base() {
         "cauchy",
         &[
             "metadata \"base\" is \"cauchy\"",
-            "\"normal\", \"laplace\" or \"logistic\"",
+            "\"normal\", \"laplace\", \"logistic\" or \"mixture\"",
         ],
     );
 }
@@ -810,12 +810,12 @@ fn loading_a_missing_file_is_an_io_error_naming_the_path() {
 fn an_invalid_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.safetensors");
-    std::fs::write(&path, parts().with("format_version", "3").bytes()).unwrap();
+    std::fs::write(&path, parts().with("format_version", "4").bytes()).unwrap();
     let e = DensityModel::load(&path).unwrap_err();
     match &e {
         Error::InvalidFile { path: p, what } => {
             assert_eq!(p, &path);
-            assert!(what.contains("\"format_version\" is \"3\""), "{what}");
+            assert!(what.contains("\"format_version\" is \"4\""), "{what}");
         }
         other => panic!("expected Error::InvalidFile, got {other:?}"),
     }
@@ -933,4 +933,71 @@ fn a_spline_model_file_is_checked() {
     let mut t = p().tensor("splines.1");
     t.set(3, f64::NAN);
     refused(&p().with_tensor("splines.1", t).bytes(), &["splines.1"]);
+}
+
+/// A spline model with a mixture base of 3 components and non-start parameters.
+fn mixture_model() -> DensityModel {
+    let DensityModel { network, .. } = spline_model();
+    let Network::F64(net) = network else {
+        unreachable!("the spline model is f64")
+    };
+    let layers = net.layers().to_vec();
+    let splines = net.splines().to_vec();
+    let base = relgrad_core::BaseDensity::Mixture { components: 3 };
+    let mut params = relgrad_core::Mat::zeros(2, 9);
+    for (i, v) in params.as_mut_slice().iter_mut().enumerate() {
+        *v = ((i * 5) % 7) as f64 / 4.0 - 0.8;
+    }
+    let net = relgrad_core::InvertibleMlp::from_layers(layers, net.activation(), base, true)
+        .and_then(|m| m.with_splines(splines))
+        .and_then(|m| m.with_base_params(params))
+        .unwrap();
+    let pre = Preprocess::Standardize {
+        mean: vec![0.5, 1.0],
+        std: vec![2.0, 0.25],
+    };
+    let mut m = DensityModel::new(Network::F64(net), pre).unwrap();
+    m.training = json!({"seed": 0});
+    m
+}
+
+#[test]
+fn a_mixture_base_model_round_trips_as_version_3() {
+    let m = mixture_model();
+    let bytes = m.to_bytes().unwrap();
+    let p = Parts::of(&bytes);
+    assert_eq!(p.meta["format_version"], "3");
+    assert_eq!(
+        (p.meta["base"].as_str(), p.meta["components"].as_str()),
+        ("mixture", "3")
+    );
+    assert_eq!(p.tensor("base").to_f64s().len(), 2 * 9);
+    let back = DensityModel::from_bytes(&bytes).unwrap();
+    assert_eq!(back, m);
+    let be = common::backend();
+    let x = relgrad_core::Mat::from_vec(3, 2, vec![0.1, 1.2, -3.0, 0.9, 2.0, 1.1]);
+    let lp = back.log_prob(&be, x.as_ref()).unwrap();
+    assert_eq!(lp, m.log_prob(&be, x.as_ref()).unwrap());
+    // The mixture changes the density: not the spline model's.
+    assert_ne!(lp, spline_model().log_prob(&be, x.as_ref()).unwrap());
+}
+
+#[test]
+fn a_mixture_base_model_file_is_checked() {
+    let p = || Parts::of(&mixture_model().to_bytes().unwrap());
+    refused(
+        &p().with("format_version", "2").bytes(),
+        &["a mixture base", "need version 3"],
+    );
+    refused(&p().without("components").bytes(), &["\"components\""]);
+    refused(&p().with("components", "0").bytes(), &["\"components\""]);
+    refused(
+        &p().without_tensor("base").bytes(),
+        &["base for the mixture base"],
+    );
+    // Another component count than the tensor was written for.
+    refused(&p().with("components", "2").bytes(), &["\"base\""]);
+    let mut t = p().tensor("base");
+    t.set(4, f64::NAN);
+    refused(&p().with_tensor("base", t).bytes(), &["\"base\""]);
 }
