@@ -26,7 +26,9 @@ AUTO = "auto"
 DEFAULT_BINS = 16  # relgrad_core::activation::DEFAULT_BINS
 MAX_BINS = 256  # relgrad_core::spline::MAX_BINS
 MAX_BOUND = 1e6  # relgrad_core::spline::validate
-BASES = ("normal", "laplace", "logistic")
+BASES = ("normal", "laplace", "logistic", "mixture")
+DEFAULT_COMPONENTS = 3  # relgrad_core::mixture::DEFAULT_COMPONENTS
+MAX_COMPONENTS = 64  # relgrad_core::mixture::MAX_COMPONENTS
 MAX_LR_DECAYS = 50  # relgrad_model::MAX_LR_DECAYS
 INITS = ("data", "orthogonal", "identity")
 OPTIMIZERS = ("sgd", "adam")
@@ -161,6 +163,14 @@ def check_params(p: Mapping[str, Any]) -> Dict[str, Any]:
     out["bins"] = int(bins)
     out["bound"] = check_bound(p["bound"])
     out["base"] = _choice("base", p["base"], BASES)
+    components = p["components"]
+    if (
+        isinstance(components, (bool, np.bool_))
+        or not isinstance(components, numbers.Integral)
+        or not 1 <= int(components) <= MAX_COMPONENTS
+    ):
+        raise ValueError(f"components must be an integer from 1 to {MAX_COMPONENTS}, got {components!r}")
+    out["components"] = int(components)
     out["init"] = _choice("init", p["init"], INITS)
     shift = p["init_shift"]
     out["init_shift"] = (
@@ -226,6 +236,7 @@ def fit_config(p: Mapping[str, Any], seed: int) -> str:
         "alpha": p["bound"] if spline else p["alpha"],
         "bins": p["bins"],
         "base": p["base"],
+        "components": p["components"] if p["base"] == "mixture" else None,
         "init": init,
         "optimizer": optimizer,
         "spline_optimizer": {"name": "adam", "lr": p["spline_learning_rate"]},
@@ -288,6 +299,8 @@ def params_from_meta(meta: Mapping[str, Any], defaults: Mapping[str, Any]) -> Di
     else:
         p["alpha"] = float(meta.get("alpha", p["alpha"]))
     p["base"] = meta.get("base", p["base"])
+    if p["base"] == "mixture" and meta.get("components") is not None:
+        p["components"] = int(meta["components"])
     precision = meta.get("precision", t.get("precision"))
     p["dtype"] = {"f32": "float32", "f64": "float64"}.get(precision, p["dtype"])
     if "layers" in t:

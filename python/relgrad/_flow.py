@@ -112,8 +112,18 @@ class Flow(DensityMixin, BaseEstimator):
         ``1e6``. It is on the scale of the hidden units' inputs, which the
         data-dependent start (``init="data"``) whitens (unit variance, centred at
         ``init_shift``), so the default covers nearly every row at the start.
-    base : {"normal", "laplace", "logistic"}, default="normal"
-        Base density of the latents (``--base``).
+    base : {"normal", "laplace", "logistic", "mixture"}, default="normal"
+        Base density of the latents (``--base``). ``"mixture"`` is learnable: for every
+        latent coordinate a mixture of ``components`` logistic densities whose
+        locations, scales and weights are trained with the network (by Adam at
+        ``spline_learning_rate``; ``relgrad_core::mixture``). It starts with unit
+        variance, its locations spread over ``[-0.75, 0.75]``, and adds what a Gaussian
+        mixture has where the layers have little room: clustered or discrete columns,
+        few rows.
+    components : int, default=3
+        Components ``K`` of a ``"mixture"`` base per coordinate, from 1 to 64
+        (``--components``; not used by the fixed bases). Each coordinate has ``3 K``
+        parameters.
     init : {"data", "orthogonal", "identity"}, default="data"
         Starting parameters (``--init-scheme``): ``"data"`` starts near the best
         full-covariance Gaussian of the training rows (it needs more training rows than
@@ -133,8 +143,9 @@ class Flow(DensityMixin, BaseEstimator):
     learning_rate : float, default=1e-3
         Learning rate (``--lr``).
     spline_learning_rate : float, default=3e-3
-        Adam's learning rate for the spline parameters (``--spline-lr``; used with
-        spline activations, named or chosen, whatever ``optimizer`` the weights use). It decays with
+        Adam's learning rate for the spline parameters and a mixture base's (``--spline-lr``;
+        used with spline activations, named or chosen, and with ``base="mixture"``,
+        whatever ``optimizer`` the weights use). It decays with
         ``learning_rate``: every decay multiplies both by ``lr_decay``.
     momentum : float, default=0.9
         Heavy-ball momentum of SGD, in ``[0, 1)`` (``--momentum``; ignored by Adam).
@@ -205,6 +216,10 @@ class Flow(DensityMixin, BaseEstimator):
         (``n_layers - 1`` of them), in the model's ``dtype``: one row per unit, its
         ``bins`` width logits, ``bins`` height logits and ``bins - 1`` interior slope
         parameters (``relgrad_core::spline``); empty for the fixed activations.
+    base_params_ : ndarray of shape (n_features_in_, 3 * components) or None
+        With ``base="mixture"``, the base's parameters in the model's ``dtype``: one row
+        per latent coordinate, its ``components`` locations, log-scales and weight
+        logits; ``None`` for the fixed bases.
     preprocess_ : dict
         The fitted preprocessing: ``{"kind": "none"}``, ``{"kind": "standardize",
         "mean": [...], "std": [...]}`` or ``{"kind": "logit", "levels": L, "lambda":
@@ -274,6 +289,7 @@ class Flow(DensityMixin, BaseEstimator):
         bins: int = 16,
         bound: float = 3.0,
         base: str = "normal",
+        components: int = 3,
         init: str = "data",
         init_shift: Union[float, str] = 0.0,
         optimizer: str = "sgd",
@@ -301,6 +317,7 @@ class Flow(DensityMixin, BaseEstimator):
         self.bins = bins
         self.bound = bound
         self.base = base
+        self.components = components
         self.init = init
         self.init_shift = init_shift
         self.optimizer = optimizer
@@ -341,8 +358,14 @@ class Flow(DensityMixin, BaseEstimator):
 
     def _model(self) -> Tuple[List[FloatArray], List[FloatArray], List[FloatArray], str]:
         check_is_fitted(self, ["weights_", "biases_"])
-        # Estimators pickled before spline activations existed have no `splines_`.
-        return self.weights_, self.biases_, getattr(self, "splines_", []), self._meta
+        # Estimators pickled before spline activations (or the mixture base) existed have
+        # no `splines_` (`base_params_`). The native module takes a mixture base's
+        # parameters after the splines'.
+        elementwise = list(getattr(self, "splines_", []))
+        base = getattr(self, "base_params_", None)
+        if base is not None:
+            elementwise.append(base)
+        return self.weights_, self.biases_, elementwise, self._meta
 
     # ------------------------------------------------------------------ fitting
 
@@ -443,7 +466,10 @@ class Flow(DensityMixin, BaseEstimator):
         training = m.get("training") if isinstance(m.get("training"), dict) else {}
         self.weights_ = [np.asarray(w) for w in weights]
         self.biases_ = [np.asarray(b) for b in biases]
-        self.splines_ = [np.asarray(s) for s in splines]
+        # The native module returns a mixture base's parameters after the splines'.
+        elementwise = [np.asarray(s) for s in splines]
+        self.base_params_ = elementwise.pop() if m.get("base") == "mixture" else None
+        self.splines_ = elementwise
         self.activation_ = str(m["activation"])
         self.n_layers_ = len(self.weights_)
         self.preprocess_ = dict(m.get("preprocess") or {"kind": "none"})

@@ -6,11 +6,14 @@ library checks, no estimator logic. Every function is stateless: a model is pass
 (row-major, applied as ``y = x @ W + b``), ``biases`` a list of ``(D,)`` arrays,
 ``splines`` a list of ``(D, 3 K - 1)`` arrays, one per hidden layer, for the
 ``"spline"`` activation (each row one unit's ``K`` width logits, ``K`` height logits and
-``K - 1`` slope parameters; an empty list for the other activations), and ``meta`` a JSON
+``K - 1`` slope parameters; an empty list for the other activations) followed, when
+``meta["base"]`` is ``"mixture"``, by the base's ``(D, 3 K)`` array (each row one latent
+coordinate's ``K`` locations, ``K`` log-scales and ``K`` weight logits), and ``meta`` a JSON
 string with the keys ``activation`` (``"smooth-leaky-relu"``, ``"leaky-relu"``,
 ``"tanh-linear"``, ``"spline"``), ``alpha`` (float: the activation's parameter, a
 spline's bound ``T``), ``bins`` (a spline's ``K``; null or absent otherwise), ``base``
-(``"normal"``, ``"laplace"``, ``"logistic"``), ``precision`` (``"f32"``/``"f64"``),
+(``"normal"``, ``"laplace"``, ``"logistic"``, ``"mixture"``; ``components``, the
+mixture's ``K``, is taken from its array), ``precision`` (``"f32"``/``"f64"``),
 ``preprocess`` (an object:
 ``{"kind": "none"}``, ``{"kind": "standardize", "mean": [...], "std": [...]}`` or
 ``{"kind": "logit", "levels": L, "lambda": 1e-6}``), ``seed`` (int, the dequantisation

@@ -59,11 +59,15 @@ fn network(
             bias: vector(b, &format!("biases[{i}]"))?,
         });
     }
-    let base = BaseDensity::from_name(base).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "base must be \"normal\", \"laplace\" or \"logistic\", got {base:?}"
-        ))
-    })?;
+    // The functional API takes the fixed densities; a mixture base (learnable) is fitted
+    // by `Flow`.
+    let base = BaseDensity::from_name(base)
+        .filter(|b| !b.is_learnable())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "base must be \"normal\", \"laplace\" or \"logistic\", got {base:?} (a mixture base is fitted by relgrad.Flow)"
+            ))
+        })?;
     let model =
         InvertibleMlp::from_layers(layers, activation, base, true).map_err(|e| to_py(e.into()))?;
     let Some(splines) = splines else {

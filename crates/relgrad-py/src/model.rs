@@ -1,16 +1,19 @@
 //! Models across the boundary: `(weights, biases, splines, meta)` from Python becomes a
 //! validated `relgrad::model::DensityModel` (through the model file's own reader, so Python
 //! gets the same checks as a file), and back.
+//!
+//! `splines` carries every elementwise parameter matrix: the spline activations' (one per
+//! hidden layer), then, when `meta["base"]` is `"mixture"`, the base's (`D x 3K`).
 
 use std::collections::HashMap;
 
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use relgrad::model::model_file::{FORMAT, FORMAT_VERSION, FORMAT_VERSION_FIXED};
+use relgrad::model::model_file::{format_version, FORMAT};
 use relgrad::model::tensors::{serialize, OwnedTensor};
 use relgrad::model::{DensityModel, Network, Precision};
-use relgrad::{InvertibleMlp, Scalar};
+use relgrad::{Activation, BaseDensity, InvertibleMlp, Scalar};
 use serde_json::{json, Value};
 
 use crate::arrays::{matrix, rows, vector};
@@ -55,8 +58,9 @@ fn row_major(x: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usize>, Vec<f64>
     Ok((vec![v.rows(), v.cols()], values))
 }
 
-/// Builds and validates a model from Python's weights, biases, spline parameters (one
-/// matrix per hidden layer for a spline activation, else none) and meta JSON.
+/// Builds and validates a model from Python's weights, biases, elementwise parameters (one
+/// matrix per hidden layer for a spline activation, then one for a mixture base) and meta
+/// JSON.
 pub fn model_from_py(
     weights: &Bound<'_, PyAny>,
     biases: &Bound<'_, PyAny>,
@@ -66,7 +70,17 @@ pub fn model_from_py(
     let meta = parse_json(meta, "meta")?;
     let weights: Vec<Bound<'_, PyAny>> = weights.extract()?;
     let biases: Vec<Bound<'_, PyAny>> = biases.extract()?;
-    let splines: Vec<Bound<'_, PyAny>> = splines.extract()?;
+    let mut splines: Vec<Bound<'_, PyAny>> = splines.extract()?;
+    let base = meta_str(&meta, "base", "normal");
+    let base_params = if base == "mixture" {
+        Some(splines.pop().ok_or_else(|| {
+            PyValueError::new_err(
+                "a mixture base needs its parameters after the splines' (none were given)",
+            )
+        })?)
+    } else {
+        None
+    };
     if weights.is_empty() || weights.len() != biases.len() {
         return Err(PyValueError::new_err(format!(
             "expected one bias per weight and at least one layer, got {} weights and {} biases",
@@ -89,15 +103,18 @@ pub fn model_from_py(
         let (shape, sv) = row_major(s, &format!("splines[{l}]"))?;
         tensors.push((format!("splines.{l}"), tensor(p, shape, &sv)));
     }
-    let activation = meta_str(&meta, "activation", "smooth-leaky-relu");
     let mut m: HashMap<String, String> = HashMap::new();
+    if let Some(b) = &base_params {
+        let (shape, bv) = row_major(b, "base_params")?;
+        m.insert("components".into(), (shape[1] / 3).to_string());
+        tensors.push(("base".to_string(), tensor(p, shape, &bv)));
+    }
+    let activation = meta_str(&meta, "activation", "smooth-leaky-relu");
     m.insert("format".into(), FORMAT.into());
-    // The file reader checks the tensors against these keys (version 2 for splines).
-    let version = if activation == "spline" {
-        FORMAT_VERSION
-    } else {
-        FORMAT_VERSION_FIXED
-    };
+    // The file reader checks the tensors against these keys (the version the activation
+    // and the base need).
+    let act = Activation::from_name(&activation, 0.0).unwrap_or_default();
+    let version = format_version(act, BaseDensity::from_name(&base).unwrap_or_default());
     m.insert("format_version".into(), version.into());
     m.insert("dim".into(), dim.to_string());
     m.insert("n_layers".into(), weights.len().to_string());
@@ -106,7 +123,7 @@ pub fn model_from_py(
     }
     m.insert("activation".into(), activation);
     m.insert("alpha".into(), meta_str(&meta, "alpha", "0.01"));
-    m.insert("base".into(), meta_str(&meta, "base", "normal"));
+    m.insert("base".into(), base);
     m.insert("use_bias".into(), meta_str(&meta, "use_bias", "true"));
     m.insert("precision".into(), precision);
     let pre = match &meta["preprocess"] {
@@ -143,6 +160,7 @@ pub fn meta_of(m: &DensityModel) -> String {
         "alpha": net.activation().parameter(),
         "bins": net.activation().bins(),
         "base": net.base().name(),
+        "components": net.base().components(),
         "use_bias": net.use_bias(),
         "precision": net.precision().name(),
         "preprocess": m.preprocess.to_json(),
@@ -156,7 +174,8 @@ pub fn meta_of(m: &DensityModel) -> String {
     .to_string()
 }
 
-/// Weights, biases and spline parameters as NumPy arrays.
+/// Weights, biases and elementwise parameters (the splines', then a mixture base's) as
+/// NumPy arrays.
 pub type Parameters<'py> = (
     Vec<Bound<'py, PyAny>>,
     Vec<Bound<'py, PyAny>>,
@@ -176,13 +195,14 @@ fn layers_of<'py, T: Scalar + numpy::Element>(
     let ss = m
         .splines()
         .iter()
+        .chain(m.base_params())
         .map(|s| matrix(py, s.clone()).map(Bound::into_any))
         .collect::<PyResult<Vec<_>>>()?;
     Ok((ws, bs, ss))
 }
 
-/// A model's weights, biases and spline parameters (none for a fixed activation) as
-/// NumPy arrays of its precision.
+/// A model's weights, biases and elementwise parameters (spline matrices for a spline
+/// activation, then the base's for a mixture base) as NumPy arrays of its precision.
 pub fn parameters_of<'py>(py: Python<'py>, m: &DensityModel) -> PyResult<Parameters<'py>> {
     match &m.network {
         Network::F32(n) => layers_of(py, n),
