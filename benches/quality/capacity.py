@@ -110,6 +110,25 @@ VARIANTS: List[Tuple[str, str, Dict[str, object]]] = [
         "spline activation, 16 layers, 32 bins on [-3, 3], spline rate 3e-3",
         {**NEW_SPLINE, "n_layers": 16, "bins": 32},
     ),
+    # The learnable mixture base (relgrad_core::mixture): K logistic components per latent
+    # coordinate, trained by Adam at the spline rate.
+    (
+        "mixture-L1-K3-adam",
+        "one layer (no activation) and a mixture base of 3 components; Adam at 3e-3 for the weights",
+        {"activation": "tanh-linear", "n_layers": 1, "base": "mixture", "components": 3,
+         "optimizer": "adam", "learning_rate": 3e-3, "spline_learning_rate": 3e-3},
+    ),
+    (
+        "tanh-L3-mixture-K3",
+        "tanh-linear activation, 3 layers, a mixture base of 3 components; SGD at 1e-3 for the weights",
+        {"activation": "tanh-linear", "n_layers": 3, "base": "mixture", "components": 3,
+         "optimizer": "sgd", "learning_rate": 1e-3, "spline_learning_rate": 3e-3},
+    ),
+    (
+        "spline-L16-mixture-K3",
+        "spline activation, 16 layers, 16 bins on [-3, 3], a mixture base of 3 components",
+        {**NEW_SPLINE, "n_layers": 16, "bins": 16, "base": "mixture", "components": 3},
+    ),
 ]
 
 # The seven generators of the CLI, in the order `relgrad datasets` lists them.
