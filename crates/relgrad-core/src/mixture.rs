@@ -72,26 +72,27 @@ pub fn set_start<T: Scalar>(unit: &mut [T], components: usize) {
     }
 }
 
-/// `ln g(u)` for the standard logistic density, stable for every `u`.
-#[inline]
-fn ln_logistic<T: Scalar>(u: T) -> T {
-    let a = u.abs();
-    -a - c::<T>(2.0) * (-a).exp().ln_1p()
-}
-
 /// A mixture base's parameters in the form its evaluation needs (locations, inverse
-/// scales, `ln w_k - ln s_k`, weights), derived from the parameter matrix at every
-/// forward pass into buffers sized when made.
+/// scales, `ln w_k - ln s_k`, weights), component-major so that the loops over units
+/// vectorise, derived from the parameter matrix at every forward pass into buffers sized
+/// when made, with scratch for one row.
 #[derive(Clone, Debug)]
 pub struct Mixture<T> {
     dim: usize,
     components: usize,
+    /// `K x D` tables: entry `k D + j` is unit `j`'s component `k`.
     loc: Vec<T>,
     inv_scale: Vec<T>,
     log_coef: Vec<T>,
     weight: Vec<T>,
-    /// One unit's `K` log-terms, then their responsibilities.
+    /// One row's `K x D` log-terms `ln w_k - ln s_k + ln g(u_k)` and `e^{-|u_k|}`.
     terms: Vec<T>,
+    expu: Vec<T>,
+    /// One row's `ln p_j(z_j)`, and the logsumexp's sums.
+    lp: Vec<T>,
+    sum: Vec<T>,
+    /// The parameters' gradient, `3K x D` (locations, log-scales, logits; component-major).
+    acc: Vec<T>,
 }
 
 impl<T: Scalar> Mixture<T> {
@@ -105,7 +106,11 @@ impl<T: Scalar> Mixture<T> {
             inv_scale: vec![T::one(); n],
             log_coef: vec![T::zero(); n],
             weight: vec![T::zero(); n],
-            terms: vec![T::zero(); components],
+            terms: vec![T::zero(); n],
+            expu: vec![T::zero(); n],
+            lp: vec![T::zero(); dim],
+            sum: vec![T::zero(); dim],
+            acc: vec![T::zero(); 3 * n],
         }
     }
 
@@ -123,15 +128,15 @@ impl<T: Scalar> Mixture<T> {
 
     /// Derives the tables from the parameters (`D x 3K`, row-major). Allocates nothing.
     pub fn update(&mut self, params: &[T]) {
-        let k = self.components;
-        assert_eq!(params.len(), self.dim * 3 * k, "mixture parameters");
+        let (d, k) = (self.dim, self.components);
+        assert_eq!(params.len(), d * 3 * k, "mixture parameters");
         for (j, p) in params.chunks_exact(3 * k).enumerate() {
             let (loc, rest) = p.split_at(k);
             let (log_scale, logits) = rest.split_at(k);
             let top = logits.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
             let norm = top + logits.iter().map(|&a| (a - top).exp()).sum::<T>().ln();
             for i in 0..k {
-                let at = j * k + i;
+                let at = i * d + j;
                 self.loc[at] = loc[i];
                 self.inv_scale[at] = (-log_scale[i]).exp();
                 self.log_coef[at] = logits[i] - norm - log_scale[i];
@@ -140,32 +145,56 @@ impl<T: Scalar> Mixture<T> {
         }
     }
 
-    /// `ln p_j(z)` of unit `j`; leaves the log-terms in `self.terms` and returns their
-    /// maximum and the log-density.
-    #[inline]
-    fn unit_terms(&mut self, j: usize, z: T) -> T {
-        let k = self.components;
-        let at = j * k;
-        let mut top = T::neg_infinity();
-        for i in 0..k {
-            let u = (z - self.loc[at + i]) * self.inv_scale[at + i];
-            let t = self.log_coef[at + i] + ln_logistic(u);
-            self.terms[i] = t;
-            top = top.max(t);
+    /// One latent row's log-terms (into `terms`, `expu`) and `ln p_j(z_j)` (into `lp`),
+    /// by the branch-free `exp` and `ln` of [`Scalar`]: every loop runs over the units.
+    #[inline(always)]
+    fn row_terms(&mut self, fma: bool, z: &[T]) {
+        let d = self.dim;
+        let two = c::<T>(2.0);
+        let lp = &mut self.lp[..d];
+        lp.fill(T::neg_infinity());
+        for i in 0..self.components {
+            let r = i * d..(i + 1) * d;
+            let (loc, inv) = (&self.loc[r.clone()], &self.inv_scale[r.clone()]);
+            let coef = &self.log_coef[r.clone()];
+            let (terms, expu) = (&mut self.terms[r.clone()], &mut self.expu[r]);
+            for j in 0..d {
+                let a = ((z[j] - loc[j]) * inv[j]).abs();
+                let e = T::exp_nonpositive(-a, fma);
+                // ln g(u) = -|u| - 2 ln(1 + e^{-|u|})
+                let t = coef[j] - a - two * T::ln_1p_unit(e, fma);
+                terms[j] = t;
+                expu[j] = e;
+                lp[j] = lp[j].max(t);
+            }
         }
-        if !top.is_finite() {
-            return top;
+        // lp holds the largest term; add ln sum_k e^{t_k - top}, the sum in [1, K].
+        let sum = &mut self.sum[..d];
+        sum.fill(T::zero());
+        for i in 0..self.components {
+            let terms = &self.terms[i * d..(i + 1) * d];
+            for j in 0..d {
+                sum[j] += T::exp_nonpositive(terms[j] - lp[j], fma);
+            }
         }
-        top + self.terms.iter().map(|&t| (t - top).exp()).sum::<T>().ln()
+        for j in 0..d {
+            let top = lp[j];
+            let v = top + T::ln_normal(sum[j], fma);
+            // Infinite latents: the density is 0 (or the row is NaN), not NaN from inf - inf.
+            lp[j] = if top.is_finite() { v } else { top + z[j] * T::zero() };
+        }
     }
 
     /// `sum_j ln p_j(z_j)` of one latent row.
     pub fn log_prob_sum(&mut self, z: &[T]) -> T {
-        let mut total = T::zero();
-        for (j, &v) in z.iter().enumerate() {
-            total += self.unit_terms(j, v);
-        }
-        total
+        let d = self.dim;
+        crate::simd::vectorized(
+            #[inline(always)]
+            |fma| {
+                self.row_terms(fma, &z[..d]);
+                self.lp.iter().fold(T::zero(), |s, &v| s + v)
+            },
+        )
     }
 
     /// For the latent rows `z` (`n x D`): writes `scale * d ln p / dz` into `delta` and
@@ -174,46 +203,73 @@ impl<T: Scalar> Mixture<T> {
     pub fn score_and_gradient(&mut self, z: &[T], scale: T, delta: &mut [T], grad: &mut [T]) {
         let (d, k) = (self.dim, self.components);
         assert_eq!(grad.len(), d * 3 * k, "mixture gradient");
-        grad.fill(T::zero());
-        let half = c::<T>(0.5);
-        for (row, out) in z.chunks_exact(d).zip(delta.chunks_exact_mut(d)) {
-            for (j, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
-                let lp = self.unit_terms(j, v);
-                let g = &mut grad[j * 3 * k..(j + 1) * 3 * k];
-                let mut score = T::zero();
-                for i in 0..k {
-                    let at = j * k + i;
-                    let r = (self.terms[i] - lp).exp();
-                    let u = (v - self.loc[at]) * self.inv_scale[at];
-                    let t = (u * half).tanh();
-                    let rts = r * t * self.inv_scale[at];
-                    score -= rts;
-                    g[i] += scale * rts;
-                    g[k + i] += scale * (r * (u * t - T::one()));
-                    g[2 * k + i] += scale * (r - self.weight[at]);
+        let n = z.len() / d;
+        let kd = k * d;
+        let mut acc = core::mem::take(&mut self.acc);
+        acc.fill(T::zero());
+        crate::simd::vectorized(
+            #[inline(always)]
+            |fma| {
+                for row in 0..n {
+                    let z = &z[row * d..(row + 1) * d];
+                    let out = &mut delta[row * d..(row + 1) * d];
+                    self.row_terms(fma, z);
+                    out.fill(T::zero());
+                    for i in 0..k {
+                        let r = i * d..(i + 1) * d;
+                        let (loc, inv) = (&self.loc[r.clone()], &self.inv_scale[r.clone()]);
+                        let (terms, expu) = (&self.terms[r.clone()], &self.expu[r.clone()]);
+                        let w = &self.weight[r];
+                        let (g_loc, rest) = acc[i * d..].split_at_mut(kd);
+                        let (g_ls, rest) = rest.split_at_mut(kd);
+                        let g_logit = &mut rest[..d];
+                        let (g_loc, g_ls) = (&mut g_loc[..d], &mut g_ls[..d]);
+                        for j in 0..d {
+                            let resp = T::exp_nonpositive(terms[j] - self.lp[j], fma);
+                            let u = (z[j] - loc[j]) * inv[j];
+                            // tanh(u / 2) = sign(u) (1 - e^{-|u|}) / (1 + e^{-|u|})
+                            let e = expu[j];
+                            let th = (T::one() - e) / (T::one() + e);
+                            let t = if u < T::zero() { -th } else { th };
+                            let rts = resp * t * inv[j];
+                            out[j] -= rts;
+                            g_loc[j] += rts;
+                            g_ls[j] += resp * (u * t - T::one());
+                            g_logit[j] += resp - w[j];
+                        }
+                    }
+                    for o in out.iter_mut() {
+                        *o *= scale;
+                    }
                 }
-                *o = score * scale;
+            },
+        );
+        // acc holds locations, log-scales and logits, each K x D: into D x 3K.
+        for j in 0..d {
+            for part in 0..3 {
+                for i in 0..k {
+                    grad[j * 3 * k + part * k + i] = scale * acc[part * kd + i * d + j];
+                }
             }
         }
+        self.acc = acc;
     }
 
     /// Draws one latent row: a component per unit by its weight, then a logistic draw.
     pub fn sample_row<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [T]) {
-        let k = self.components;
-        for (j, o) in out.iter_mut().enumerate().take(self.dim) {
+        let (d, k) = (self.dim, self.components);
+        for (j, o) in out.iter_mut().enumerate().take(d) {
             let mut pick: f64 = rng.random();
             let mut i = 0;
             while i + 1 < k {
-                pick -= self.weight[j * k + i].to_f64c();
+                pick -= self.weight[i * d + j].to_f64c();
                 if pick < 0.0 {
                     break;
                 }
                 i += 1;
             }
-            let u: f64 = rng
-                .random::<f64>()
-                .clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
-            let at = j * k + i;
+            let u: f64 = rng.random::<f64>().clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
+            let at = i * d + j;
             let s = T::one() / self.inv_scale[at];
             *o = self.loc[at] + s * c::<T>((u / (1.0 - u)).ln());
         }
