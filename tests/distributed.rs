@@ -9,8 +9,8 @@ use relgrad::collective::{Shard, ThreadGroup};
 use relgrad::gradient::partial_gradient;
 use relgrad::init::Architecture;
 use relgrad::{
-    gradient, Activation, Collective, DefaultBackend, Flow, GradientKind, Init, InvertibleMlp, Mat,
-    MatRef, Optimizer, TrainConfig, TrainEvent, Trainer, Workspace,
+    gradient, Activation, BaseDensity, Collective, DefaultBackend, Flow, GradientKind, Init,
+    InvertibleMlp, Mat, MatRef, Optimizer, TrainConfig, TrainEvent, Trainer, Workspace,
 };
 
 /// Runs `f(member, shard)` on one thread per member of a group of `size`, where `shard`
@@ -123,6 +123,20 @@ fn check_same_training_with(
     batch_size: usize,
     activation: Activation,
 ) {
+    check_same_training_of(
+        kind,
+        optimizer,
+        batch_size,
+        (activation, BaseDensity::Normal),
+    );
+}
+
+fn check_same_training_of(
+    kind: GradientKind,
+    optimizer: Optimizer,
+    batch_size: usize,
+    (activation, base): (Activation, BaseDensity),
+) {
     let backend = DefaultBackend::default();
     let x = data(230, 4, 11);
     let (train, val) = (
@@ -131,6 +145,7 @@ fn check_same_training_with(
     );
     let a = Architecture {
         activation,
+        base,
         ..arch(4, 3)
     };
     let start = Init::Orthogonal { seed: 4 }
@@ -191,6 +206,16 @@ fn data_parallel_training_equals_one_process() {
     };
     check_same_training_with(GradientKind::Relative, Optimizer::sgd(1e-2), 32, spline);
     check_same_training_with(GradientKind::Naive, Optimizer::adam(1e-3), 5, spline);
+    // A mixture base: its parameters' gradients too.
+    let mixture = BaseDensity::Mixture { components: 3 };
+    let sgd = Optimizer::sgd(1e-2);
+    check_same_training_of(GradientKind::Relative, sgd, 32, (spline, mixture));
+    check_same_training_of(
+        GradientKind::Relative,
+        sgd,
+        5,
+        (Activation::default(), mixture),
+    );
 }
 
 #[test]

@@ -460,7 +460,7 @@ fn naive_part<T: Scalar, B: Backend<T>>(
             }
             ws.grad.biases[l].fill(T::zero());
         }
-        zero_splines(ws);
+        zero_elementwise(ws);
         return singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }));
     }
     backward(model, backend, x, ws, inv_b, |l, ws| {
@@ -492,10 +492,10 @@ fn naive_part<T: Scalar, B: Backend<T>>(
     singular.map_or(Ok(()), |layer| Err(Error::Singular { layer }))
 }
 
-/// Zeroes the spline parameters' gradient (a share of no rows has none: the splines add
-/// no term of their own besides the rows').
-fn zero_splines<T: Scalar, B: Backend<T>>(ws: &mut Workspace<T, B>) {
-    for g in &mut ws.grad.splines {
+/// Zeroes the spline and mixture-base parameters' gradient (a share of no rows has none:
+/// they add no term of their own besides the rows').
+fn zero_elementwise<T: Scalar, B: Backend<T>>(ws: &mut Workspace<T, B>) {
+    for g in ws.grad.splines.iter_mut().chain(&mut ws.grad.base) {
         g.as_mut_slice().fill(T::zero());
     }
 }
@@ -558,7 +558,7 @@ pub fn partial_gradient<T: Scalar, B: Backend<T>>(
                     g.biases[l].fill(T::zero());
                 }
             }
-            zero_splines(ws);
+            zero_elementwise(ws);
             Ok(())
         }
         GradientKind::Relative => {
