@@ -26,6 +26,8 @@ fn help_lists_every_command_and_option() {
         "--activation",
         "--alpha",
         "--base",
+        "--components",
+        "--spline-lr",
         "--optimizer",
         "--lr",
         "--batch-size",
@@ -48,6 +50,10 @@ fn help_lists_every_command_and_option() {
     ] {
         assert!(train.contains(o), "train --help lacks {o}");
     }
+    assert!(
+        train.contains("mixture") && train.contains("only with `--base mixture`"),
+        "train --help does not explain --base mixture and --components:\n{train}"
+    );
     for (cmd, opts) in [
         ("eval", &["--data", "--json", "--split"][..]),
         ("sample", &["-n", "--out"][..]),

@@ -472,3 +472,62 @@ fn train_reads_npy_in_both_orders_and_idx_directories() {
         4
     );
 }
+
+/// A run with a mixture base resumes to the same bits as an uninterrupted one (the
+/// mixture's parameters and their Adam moments are in the checkpoint).
+#[test]
+fn a_resumed_mixture_base_run_equals_an_uninterrupted_run() {
+    let dir = tmp();
+    let full = dir.path().join("full");
+    let part = dir.path().join("part");
+    let base = [
+        "train",
+        "--data",
+        "8gaussians",
+        "--n",
+        "300",
+        "--activation",
+        "tanh-linear",
+        "--layers",
+        "2",
+        "--base",
+        "mixture",
+        "--components",
+        "4",
+        "--look-ahead",
+        "100",
+        "--quiet",
+        "--precision",
+        "f64",
+    ];
+    relgrad()
+        .args(base)
+        .args(["--epochs", "4", "--out", full.to_str().unwrap()])
+        .assert()
+        .success();
+    relgrad()
+        .args(base)
+        .args(["--epochs", "2", "--out", part.to_str().unwrap()])
+        .assert()
+        .success();
+    relgrad()
+        .args(["train", "--resume", part.to_str().unwrap(), "--epochs", "4"])
+        .arg("--quiet")
+        .assert()
+        .success();
+    let (a, b) = (
+        tensors(&full.join("model.safetensors")),
+        tensors(&part.join("model.safetensors")),
+    );
+    assert!(a.iter().any(|(name, _)| name == "base"), "no base tensor");
+    assert_eq!(a, b);
+    assert_eq!(
+        lls(&full.join("metrics.csv")),
+        lls(&part.join("metrics.csv"))
+    );
+    let meta = metadata(&part.join("model.safetensors"));
+    assert_eq!(
+        (meta["base"].as_str(), meta["components"].as_str()),
+        (Some("mixture"), Some("4"))
+    );
+}

@@ -357,3 +357,187 @@ fn a_spline_model_samples_scores_and_evaluates() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ll_mean"], recorded["test"]["ll_mean"]);
 }
+
+/// A model with a learnable mixture base (`--base mixture --components 2`) through every
+/// verb: trained, written as format version 3, sampled, scored (the same bits as the
+/// library's `log_prob`) and evaluated on its own test rows.
+#[test]
+fn a_mixture_base_model_samples_scores_and_evaluates() {
+    let dir = tmp();
+    let run = dir.path().join("run");
+    relgrad()
+        .args(["train", "--data", "moons", "--n", "400", "--epochs", "5"])
+        .args(["--base", "mixture", "--components", "2"])
+        .args([
+            "--precision",
+            "f64",
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let file = run.join("model.safetensors");
+    let meta = metadata(&file);
+    assert_eq!(
+        (
+            meta["format_version"].as_str(),
+            meta["base"].as_str(),
+            meta["components"].as_str()
+        ),
+        (Some("3"), Some("mixture"), Some("2"))
+    );
+    let training = meta_json(&file, "training");
+    assert_eq!(training["components"], 2, "{training}");
+    let mf = DensityModel::load(&file).unwrap();
+    assert_eq!(
+        mf.network.base(),
+        relgrad::BaseDensity::Mixture { components: 2 }
+    );
+    let Network::F64(net) = &mf.network else {
+        panic!("f64")
+    };
+    let params = net.base_params().expect("the mixture's parameters");
+    assert_eq!((params.rows(), params.cols()), (2, 6));
+    let points = dir.path().join("points.csv");
+    relgrad()
+        .args(["sample", run.to_str().unwrap(), "-n", "50", "--seed", "1"])
+        .args(["--out", points.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = dir.path().join("scores.npy");
+    score(&run, points.to_str().unwrap(), &out)
+        .assert()
+        .success();
+    let x = csv::read(&points).unwrap().table.to_mat::<f64>();
+    assert_eq!((x.rows(), x.cols()), (50, 2));
+    let lp = mf.log_prob(&Faer::new(Threads::Auto), x.as_ref()).unwrap();
+    assert!(lp.iter().all(|v| v.is_finite()));
+    assert_eq!(npy::read(&out).unwrap().values, lp);
+    let recorded = meta_json(&file, "metrics");
+    let out = stdout_of(relgrad().args([
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        "moons",
+        "--split",
+        "test",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ll_mean"], recorded["test"]["ll_mean"]);
+    // The text report names the base.
+    let text = stdout_of(relgrad().args(["eval", run.to_str().unwrap()]));
+    assert!(
+        text.contains("a mixture base of 2 logistics per coordinate"),
+        "{text}"
+    );
+}
+
+/// `--components` without `--base mixture`, or out of range, is a usage error naming the
+/// flag; with `--init` it must agree with the model's base.
+#[test]
+fn components_need_a_mixture_base_in_range() {
+    let refused = |args: &[&str], needle: &str| {
+        relgrad()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+    };
+    refused(
+        &["train", "--data", "moons", "--components", "3"],
+        "--components applies only to --base mixture",
+    );
+    refused(
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--base",
+            "laplace",
+            "--components",
+            "3",
+        ],
+        "--components applies only to --base mixture, and the base is laplace",
+    );
+    for bad in ["0", "65", "two"] {
+        refused(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--base",
+                "mixture",
+                "--components",
+                bad,
+            ],
+            "invalid value",
+        );
+        refused(
+            &["train", "--base", "mixture", "--components", bad],
+            "--components",
+        );
+    }
+    refused(
+        &["train", "--base", "mixture", "--components", "0"],
+        "a mixture base needs 1 to 64 components, got 0",
+    );
+    // From a model: the base and its components come from the model, and flags that
+    // contradict them are refused.
+    let dir = tmp();
+    let run = dir.path().join("run");
+    relgrad()
+        .args(quick_train_args("moons", run.to_str().unwrap()))
+        .args(["--n", "300", "--activation", "tanh-linear", "--layers", "2"])
+        .args(["--base", "mixture", "--components", "2"])
+        .assert()
+        .success();
+    let init = |extra: &[&str], out: &str| {
+        let mut cmd = relgrad();
+        cmd.args(quick_train_args(
+            "moons",
+            dir.path().join(out).to_str().unwrap(),
+        ))
+        .args(["--n", "300", "--init", run.to_str().unwrap()])
+        .args(extra);
+        cmd
+    };
+    init(&["--components", "3"], "a")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--components 3 conflicts with the --init model",
+        ));
+    init(&["--base", "normal"], "b")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--base normal conflicts with the --init model",
+        ));
+    init(&["--base", "mixture", "--components", "2"], "c")
+        .assert()
+        .success();
+    let meta = metadata(&dir.path().join("c").join("model.safetensors"));
+    assert_eq!(
+        (meta["base"].as_str(), meta["components"].as_str()),
+        (Some("mixture"), Some("2"))
+    );
+    // A model with a fixed base has no components to give.
+    let plain = dir.path().join("plain");
+    relgrad()
+        .args(quick_train_args("moons", plain.to_str().unwrap()))
+        .args(["--n", "300", "--activation", "tanh-linear", "--layers", "2"])
+        .assert()
+        .success();
+    relgrad()
+        .args(quick_train_args(
+            "moons",
+            dir.path().join("d").to_str().unwrap(),
+        ))
+        .args(["--n", "300", "--init", plain.to_str().unwrap()])
+        .args(["--components", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("which has a normal base"));
+}

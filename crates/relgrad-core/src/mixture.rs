@@ -181,7 +181,11 @@ impl<T: Scalar> Mixture<T> {
             let top = lp[j];
             let v = top + T::ln_normal(sum[j], fma);
             // Infinite latents: the density is 0 (or the row is NaN), not NaN from inf - inf.
-            lp[j] = if top.is_finite() { v } else { top + z[j] * T::zero() };
+            lp[j] = if top.is_finite() {
+                v
+            } else {
+                top + z[j] * T::zero()
+            };
         }
     }
 
@@ -268,7 +272,9 @@ impl<T: Scalar> Mixture<T> {
                 }
                 i += 1;
             }
-            let u: f64 = rng.random::<f64>().clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
+            let u: f64 = rng
+                .random::<f64>()
+                .clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
             let at = i * d + j;
             let s = T::one() / self.inv_scale[at];
             *o = self.loc[at] + s * c::<T>((u / (1.0 - u)).ln());

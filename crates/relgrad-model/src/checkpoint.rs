@@ -201,9 +201,10 @@ impl<T: Scalar> Checkpoint<T> {
 
     fn from_file(f: &File<'_>) -> Result<Self> {
         let arch = checked_arch(f)?;
-        // Every parameter group (weight, bias, a hidden layer's splines) has at most one
-        // buffer of each kind.
-        let max_buffers = 2 * arch.n_layers + arch.spline_layers();
+        // Every parameter group (weight, bias, a hidden layer's splines, a mixture base)
+        // has at most one buffer of each kind.
+        let max_buffers =
+            2 * arch.n_layers + arch.spline_layers() + usize::from(arch.base.is_learnable());
         let n_m = f.get_count("n_m", 0, max_buffers)?;
         let n_v = f.get_count("n_v", 0, max_buffers)?;
         let mut names = arch.tensor_names("current.");

@@ -350,6 +350,30 @@ fn resume_gives_the_uninterrupted_result_with_splines() {
     }
 }
 
+/// With a mixture base (its parameters and their Adam state are checkpointed too), alone
+/// and with splines, in both precisions.
+#[test]
+fn resume_gives_the_uninterrupted_result_with_a_mixture_base() {
+    let base = relgrad_core::BaseDensity::Mixture { components: 3 };
+    for precision in [Precision::F64, Precision::F32] {
+        check_resume_with(FitConfig {
+            precision,
+            base,
+            ..config(8)
+        });
+        check_resume_with(FitConfig {
+            precision,
+            base,
+            activation: relgrad_core::Activation::Spline {
+                bins: 6,
+                bound: 3.0,
+            },
+            n_layers: 3,
+            ..config(8)
+        });
+    }
+}
+
 #[test]
 fn resume_gives_the_uninterrupted_result_f64() {
     check_resume(Precision::F64);

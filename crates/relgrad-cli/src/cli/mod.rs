@@ -208,6 +208,10 @@ pub struct TrainArgs {
     /// Base density of the latents.
     #[arg(long, value_enum, default_value_t = BaseArg::Normal, help_heading = "Model")]
     pub base: BaseArg,
+    /// Components per latent coordinate of a `--base mixture` (1 to 64; only with
+    /// `--base mixture`). The mixture's parameters train with Adam at `--spline-lr`.
+    #[arg(long, value_name = "K", default_value_t = relgrad::mixture::DEFAULT_COMPONENTS, value_parser = parse_components, help_heading = "Model")]
+    pub components: usize,
     /// Initialisation (ignored with --init MODEL).
     #[arg(long, value_enum, default_value_t = InitScheme::Data, help_heading = "Model")]
     pub init_scheme: InitScheme,
@@ -227,7 +231,8 @@ pub struct TrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = parse_positive_f64, help_heading = "Training")]
     pub lr: f64,
-    /// Adam's learning rate for the spline parameters (--activation spline); decays with --lr.
+    /// Adam's learning rate for the spline parameters (--activation spline) and a mixture
+    /// base's parameters (--base mixture); decays with --lr.
     #[arg(long, default_value_t = relgrad::optim::SPLINE_LR, value_parser = parse_positive_f64, help_heading = "Training")]
     pub spline_lr: f64,
     /// Heavy-ball momentum for --optimizer sgd (0: plain gradient ascent).

@@ -27,6 +27,10 @@ pub enum BaseArg {
     Laplace,
     /// Logistic, unit scale.
     Logistic,
+    /// Learnable: per latent coordinate a mixture of `--components` logistic densities
+    /// (locations, scales and weights trained with Adam at `--spline-lr`): capacity for
+    /// clustered or multimodal data where the layers have little.
+    Mixture,
 }
 
 /// The preprocessing to fit on the training rows.
@@ -124,5 +128,16 @@ pub fn parse_bins(s: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("expected a whole number of bins, got {s:?}"))?;
     relgrad::spline::validate(k, 1.0)?;
+    Ok(k)
+}
+
+/// `--components`: a mixture base's components per coordinate, 1 to 64.
+pub fn parse_components(s: &str) -> Result<usize, String> {
+    let max = relgrad::mixture::MAX_COMPONENTS;
+    let k: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number of components from 1 to {max}, got {s:?}"))?;
+    relgrad::mixture::validate(k)?;
     Ok(k)
 }

@@ -64,8 +64,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("{v}");
         return Ok(());
     }
+    // The base is named when it is not the standard normal.
+    let base = super::describe_base(mf.network.base())
+        .map(|b| format!(", {b}"))
+        .unwrap_or_default();
     println!(
-        "model: {} ({d}-d, {} layers, {}, {} preprocessing)",
+        "model: {} ({d}-d, {} layers, {}{base}, {} preprocessing)",
         path.display(),
         mf.network.n_layers(),
         mf.network.precision().name(),

@@ -192,6 +192,19 @@ pub fn select_rows(
     }
 }
 
+/// A base density other than the standard normal, for the lines that describe a model:
+/// `laplace base`, `a mixture base of 3 logistics per coordinate`; `None` for the normal.
+pub fn describe_base(base: relgrad::BaseDensity) -> Option<String> {
+    match (base, base.components()) {
+        (relgrad::BaseDensity::Normal, _) => None,
+        (_, Some(k)) => Some(format!(
+            "a mixture base of {k} logistic{} per coordinate",
+            if k == 1 { "" } else { "s" }
+        )),
+        (b, None) => Some(format!("{} base", b.name())),
+    }
+}
+
 /// Checks that data of `cols` columns fits a model of dimension `dim`.
 pub fn check_dims(cols: usize, dim: usize, what: &str, model: &Path) -> Result<()> {
     ensure!(

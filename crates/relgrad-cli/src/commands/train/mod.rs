@@ -133,6 +133,29 @@ fn constant_hint(cols: &[usize]) -> String {
     )
 }
 
+/// The activation, a base other than the normal, and the learnable parameters' Adam rate,
+/// for the line that starts a run: `16-bin splines on [-3, 3], Adam lr 0.003 for them`.
+fn architecture(c: &relgrad::model::FitConfig) -> String {
+    let mut s = match c.activation.bins() {
+        Some(k) => format!(
+            "{k}-bin splines on [-{t}, {t}]",
+            t = c.activation.parameter()
+        ),
+        None => format!("{} {}", c.activation.name(), c.activation.parameter()),
+    };
+    if let Some(b) = super::describe_base(c.base) {
+        s.push_str(&format!(", {b}"));
+    }
+    let lr = c.spline_optimizer.lr();
+    match (c.activation.is_learnable(), c.base.is_learnable()) {
+        (true, false) => s.push_str(&format!(", Adam lr {lr} for them")),
+        (false, true) => s.push_str(&format!(", Adam lr {lr} for its parameters")),
+        (true, true) => s.push_str(&format!(", Adam lr {lr} for both")),
+        (false, false) => {}
+    }
+    s
+}
+
 /// Runs `relgrad train`.
 pub fn run(args: TrainArgs, explicit: &BTreeSet<String>) -> Result<()> {
     if args.distributed {
@@ -295,14 +318,7 @@ fn run_in<C: Collective>(args: TrainArgs, explicit: &BTreeSet<String>, comm: &C)
         eprintln!(
             "training {} layers ({}) on {desc} ({} training rows, {} validation, {} test; {}-d, {} preprocessing) with {} lr {} in {}; run directory {}",
             c.n_layers,
-            match c.activation.bins() {
-                Some(k) => format!(
-                    "{k}-bin splines on [-{t}, {t}], Adam lr {} for them",
-                    c.spline_optimizer.lr(),
-                    t = c.activation.parameter()
-                ),
-                None => format!("{} {}", c.activation.name(), c.activation.parameter()),
-            },
+            architecture(c),
             fit.n_train(),
             fit.n_val(),
             splits.totals().2,

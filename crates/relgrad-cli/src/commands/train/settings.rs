@@ -92,6 +92,28 @@ fn activation_of(args: &TrainArgs) -> Result<Activation> {
     Ok(act)
 }
 
+/// `--base` and `--components`. `--components` without `--base mixture` is refused (with
+/// `--init MODEL` the model's base decides, checked in [`init_from_model`]).
+fn base_of(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<BaseDensity> {
+    let base = match args.base {
+        BaseArg::Normal => BaseDensity::Normal,
+        BaseArg::Laplace => BaseDensity::Laplace,
+        BaseArg::Logistic => BaseDensity::Logistic,
+        BaseArg::Mixture => BaseDensity::Mixture {
+            components: args.components,
+        },
+    };
+    if explicit.contains("components") && !base.is_learnable() && args.init.is_none() {
+        return Err(crate::usage_error(format!(
+            "--components applies only to --base mixture, and the base is {}: add --base mixture or drop --components",
+            base.name()
+        )));
+    }
+    base.validate()
+        .map_err(|e| crate::usage_error(format!("--components: {e}")))?;
+    Ok(base)
+}
+
 /// A resumed run: the data spec and the checkpoint of `dir`.
 pub fn resume(
     args: &TrainArgs,
@@ -157,11 +179,7 @@ pub fn new_run(args: &TrainArgs, explicit: &BTreeSet<String>) -> Result<(DataSpe
         levels: args.levels,
         n_layers: args.layers.unwrap_or(3),
         activation: activation_of(args)?,
-        base: match args.base {
-            BaseArg::Normal => BaseDensity::Normal,
-            BaseArg::Laplace => BaseDensity::Laplace,
-            BaseArg::Logistic => BaseDensity::Logistic,
-        },
+        base: base_of(args, explicit)?,
         start: match args.init_scheme {
             InitScheme::Data => Start::Data {
                 shift: args.init_shift.0,
@@ -251,6 +269,14 @@ fn init_from_model(
             "base",
             config.base.name().to_string(),
             net.base().name().to_string(),
+        ),
+        (
+            "components",
+            args.components.to_string(),
+            match net.base().components() {
+                Some(k) => k.to_string(),
+                None => format!("a {} base", net.base().name()),
+            },
         ),
     ] {
         if explicit.contains(flag) && given != ours {
