@@ -377,7 +377,10 @@ def fit_flow(s: Set, key: str, kwargs: Dict[str, object], seed: int, keep: bool)
     params = flow.get_params()
     activation = str(getattr(flow, "activation_", params.get("activation")))
     arch = f"{activation}" + (f" ({params.get('bins')} bins on ±{params.get('bound'):g})" if activation == "spline" else "")
-    arch += f", {getattr(flow, 'n_layers_', len(flow.weights_))} layers"
+    n_layers = getattr(flow, "n_layers_", len(flow.weights_))
+    arch += f", {n_layers} layer{'s' if n_layers != 1 else ''}"
+    if params.get("base") == "mixture":
+        arch += f", mixture base ({params.get('components')} components)"
 
     def score(rows: np.ndarray) -> np.ndarray:
         tiled = np.tile(d.x[rows], (d.n_draws, 1))  # logit models: each copy gets its own noise
