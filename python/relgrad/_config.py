@@ -254,11 +254,12 @@ def fit_config(p: Mapping[str, Any], seed: int) -> str:
     return json.dumps(config, allow_nan=False)
 
 
-def record_settings(meta: str, p: Mapping[str, Any], seed: int, stop: str) -> str:
+def record_settings(meta: str, p: Mapping[str, Any], seed: int, stop: str, given_val: Optional[int] = None) -> str:
     """Adds what the Python layer decided to a fitted model's metadata, where
     ``relgrad train`` keeps such things: the requested preprocessing and why training
     stopped in ``training``, the validation split in ``data.split`` (so that
-    :func:`relgrad.load` recovers them)."""
+    :func:`relgrad.load` recovers them; ``given_val`` rows of validation data passed to
+    ``fit`` are recorded as ``data.split.val_given``)."""
     m = json.loads(meta)
     training = m.get("training")
     if not isinstance(training, dict):
@@ -276,6 +277,8 @@ def record_settings(meta: str, p: Mapping[str, Any], seed: int, stop: str) -> st
         "val": None,
         "test": None,
     }
+    if given_val is not None:
+        data["split"]["val_given"] = {"rows": given_val}
     m["data"] = data
     return json.dumps(m, allow_nan=False)
 

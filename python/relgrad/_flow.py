@@ -41,10 +41,10 @@ Callback = Callable[[int, Optional[float], Optional[float]], Optional[bool]]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _check_pixels(X: FloatArray, p: Dict[str, Any]) -> None:
+def _check_pixels(X: FloatArray, p: Dict[str, Any], name: str = "X") -> None:
     """For the logit preprocessing, every value must be an integer pixel in
     ``0..levels-1``: a ``ValueError`` names the first one that is not, counting rows and
-    columns of ``X`` from 1 (before the validation rows are split off)."""
+    columns of ``X`` (called ``name``) from 1 (before the validation rows are split off)."""
     levels = p.get("levels")
     if levels is None or p.get("preprocess") not in ("auto", "logit"):
         return
@@ -52,7 +52,7 @@ def _check_pixels(X: FloatArray, p: Dict[str, Any]) -> None:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(
-            f"X: row {i + 1}, column {j + 1}: expected an integer pixel value in 0..={levels - 1} "
+            f"{name}: row {i + 1}, column {j + 1}: expected an integer pixel value in 0..={levels - 1} "
             f"for the logit preprocessing (levels={levels}), found {X[i, j]}"
         )
 
@@ -369,12 +369,20 @@ class Flow(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: ArrayLike, y: Any = None, callback: Optional[Callback] = None) -> "Flow":
+    def fit(
+        self,
+        X: ArrayLike,
+        y: Any = None,
+        callback: Optional[Callback] = None,
+        X_val: Optional[ArrayLike] = None,
+    ) -> "Flow":
         """Fit the model to the rows of ``X`` by maximum likelihood.
 
         A fraction ``validation_fraction`` of the rows is held out, chosen from the seed
         exactly as ``relgrad train`` chooses its validation rows; the rest are trained
-        on, and the parameters with the best validation log-likelihood are kept.
+        on, and the parameters with the best validation log-likelihood are kept. With
+        ``X_val``, every row of ``X`` is trained on and ``X_val`` is the validation set
+        (as ``relgrad train --val FILE``).
         ``activation="auto"`` and ``n_layers="auto"`` are resolved here, from the number
         of columns of ``X`` (see the class's parameters); ``activation_`` and
         ``n_layers_`` record the result.
@@ -393,6 +401,12 @@ class Flow(DensityMixin, BaseEstimator):
             when not evaluated). Returning ``False`` stops training (``stop_reason_ ==
             "cancelled"``); an exception it raises stops training, the best parameters
             are kept, and the exception propagates.
+        X_val : array-like of shape (n_val, n_features), optional
+            Validation rows (early stopping, the learning-rate decays and the kept
+            parameters follow their log-likelihood) instead of holding out
+            ``validation_fraction`` of ``X``. Fitting ``X_train`` with ``X_val`` fits
+            exactly what fitting their rows together does when the seeded split holds out
+            the ``X_val`` rows.
 
         Returns
         -------
@@ -422,22 +436,28 @@ class Flow(DensityMixin, BaseEstimator):
         _check_pixels(X, p)
         n = X.shape[0]
         n_val = _relgrad.holdout_rows(n, p["validation_fraction"])
-        if n - n_val < 2:
+        x_train: FloatArray
+        x_val: Optional[FloatArray]
+        if X_val is not None:
+            x_train, x_val = X, self._check_X(X_val, reset=False)
+            _check_pixels(x_val, p, "X_val")
+        elif n - n_val < 2:
             raise ValueError(
                 f"validation_fraction={p['validation_fraction']} holds out {n_val} of the {n} rows, "
                 "leaving fewer than 2 to train on; use more rows or a smaller validation_fraction"
             )
-        if n_val > 0:
+        elif n_val > 0:
             train, val, _ = _relgrad.split_rows(n, n_val, 0, seed)
-            x_train: FloatArray = X[np.asarray(train, dtype=np.intp)]
-            x_val: Optional[FloatArray] = X[np.asarray(val, dtype=np.intp)]
+            x_train = X[np.asarray(train, dtype=np.intp)]
+            x_val = X[np.asarray(val, dtype=np.intp)]
         else:
             x_train, x_val = X, None
         config = fit_config(p, seed)
         weights, biases, splines, meta, history, stop, exc = _relgrad.fit(
             x_train, x_val, config, callback, min(p["verbose"], 1)
         )
-        self._set_fitted(weights, biases, splines, record_settings(meta, p, seed, stop), history, stop)
+        given = None if X_val is None or x_val is None else int(x_val.shape[0])
+        self._set_fitted(weights, biases, splines, record_settings(meta, p, seed, stop, given), history, stop)
         if stop == "diverged":
             # The diverged epoch is the last one recorded (with a NaN log-likelihood).
             epoch = int(self.history_["epoch"][-1]) if len(history) else self.n_epochs_

@@ -556,3 +556,27 @@ def test_invalid_auto_strings_name_the_parameter():
         Flow(activation="splines").fit(X)
     with pytest.raises(ValueError, match="n_layers"):
         Flow().set_params(n_layers="8").fit(X)
+
+
+def test_fit_with_X_val_equals_the_seeded_split_of_the_same_rows():
+    # Rows placed where Flow's own seeded split puts its train and validation rows fit the
+    # same model as the train rows with X_val.
+    from relgrad import _relgrad
+
+    rng = np.random.default_rng(3)
+    train, val = rng.normal(size=(180, 3)), rng.normal(size=(45, 3)) + 0.2
+    m, frac, seed = 225, 45 / 225, 4
+    assert _relgrad.holdout_rows(m, frac) == 45
+    tr, va, _ = (np.asarray(a, dtype=np.intp) for a in _relgrad.split_rows(m, 45, 0, seed))
+    X = np.empty((m, 3))
+    X[tr], X[va] = train, val
+    kw = dict(activation="tanh-linear", n_layers=2, max_epochs=15, random_state=seed, dtype="float64")
+    a = Flow(**kw, validation_fraction=frac).fit(X)
+    b = Flow(**kw).fit(train, X_val=val)
+    for u, v in zip(a.weights_ + a.biases_, b.weights_ + b.biases_):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a.history_["val_ll"], b.history_["val_ll"])
+    assert json.loads(b._meta)["data"]["split"]["val_given"] == {"rows": 45}
+    # The validation rows must have the training rows' columns.
+    with pytest.raises(ValueError, match="features"):
+        Flow(**kw).fit(train, X_val=val[:, :2])

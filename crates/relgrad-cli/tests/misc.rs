@@ -246,3 +246,28 @@ fn bench_says_which_backends_are_not_compiled_in() {
                 .and(predicate::str::contains("--features nalgebra")),
         );
 }
+
+/// A reader that closes the pipe early (`relgrad datasets | head -1`) ends the tool
+/// quietly, by SIGPIPE as other Unix tools end, not by a panic in `println!`.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_output_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relgrad"))
+        .arg("datasets")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the tool writes (or while it does).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

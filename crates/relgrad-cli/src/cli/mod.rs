@@ -187,7 +187,7 @@ pub struct TrainArgs {
     pub levels: Option<u32>,
 
     /// Number of layers L (each D x D with a bias; activation between layers)
-    /// [default: 8 with spline activations, 3 otherwise].
+    /// [default: 16 with spline activations, 3 otherwise].
     #[arg(long, value_parser = parse_layers, help_heading = "Model")]
     pub layers: Option<usize>,
     /// Activation between layers [default: spline for data of at most 4 columns,
@@ -198,8 +198,8 @@ pub struct TrainArgs {
     /// inputs of the leaky ReLUs, everywhere for tanh-linear).
     #[arg(long, default_value_t = 0.1, help_heading = "Model")]
     pub alpha: f64,
-    /// Bins of each spline, with --activation spline.
-    #[arg(long, default_value_t = 16, help_heading = "Model")]
+    /// Bins of each spline, with --activation spline (2 to 256).
+    #[arg(long, default_value_t = 16, value_parser = parse_bins, help_heading = "Model")]
     pub bins: usize,
     /// With --activation spline: each spline maps [-bound, bound] onto itself and is the
     /// identity outside (the network's inputs are standardised).

@@ -257,8 +257,11 @@ fn init_from_model(
         ),
         (
             "bins",
-            format!("{:?}", config.activation.bins()),
-            format!("{:?}", net.activation().bins()),
+            args.bins.to_string(),
+            match net.activation().bins() {
+                Some(k) => k.to_string(),
+                None => format!("a {} activation", net.activation().name()),
+            },
         ),
         (
             "bound",
