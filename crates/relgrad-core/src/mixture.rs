@@ -180,11 +180,14 @@ impl<T: Scalar> Mixture<T> {
         for j in 0..d {
             let top = lp[j];
             let v = top + T::ln_normal(sum[j], fma);
-            // Infinite latents: the density is 0 (or the row is NaN), not NaN from inf - inf.
+            // A non-finite latent: the density of an infinite one is 0 (`-inf`), not the
+            // NaN of `inf - inf`; a NaN stays NaN.
             lp[j] = if top.is_finite() {
                 v
+            } else if z[j].is_nan() {
+                z[j]
             } else {
-                top + z[j] * T::zero()
+                T::neg_infinity()
             };
         }
     }
@@ -363,6 +366,16 @@ mod tests {
                 grad[e]
             );
         }
+    }
+
+    #[test]
+    fn non_finite_latents_have_zero_or_nan_density() {
+        let p = params(2, 3, 5);
+        let mut m = Mixture::from_params(&p, 2, 3);
+        assert_eq!(m.log_prob_sum(&[f64::INFINITY, 0.0]), f64::NEG_INFINITY);
+        assert_eq!(m.log_prob_sum(&[0.3, f64::NEG_INFINITY]), f64::NEG_INFINITY);
+        assert!(m.log_prob_sum(&[f64::NAN, 0.0]).is_nan());
+        assert!(m.log_prob_sum(&[1e30, -1e30]).is_finite());
     }
 
     #[test]
