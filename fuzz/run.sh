@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(npy csv idx model_file checkpoint preprocess)
+[[ ${#targets[@]} -gt 0 ]] || targets=(npy csv csv_bytes idx npz tar model_file checkpoint preprocess)
 cargo +nightly fuzz build -O
 mkdir -p logs
 run() {

@@ -8,7 +8,8 @@ mod corpus;
 
 use corpus::corpus;
 use proptest::prelude::*;
-use relgrad_cli::data::{csv, idx, npy, npz};
+use relgrad_cli::data::text::decode;
+use relgrad_cli::data::{cifar, csv, idx, npy, npz, tar};
 
 fn check_npy(bytes: &[u8]) {
     if let Ok(a) = npy::parse(bytes) {
@@ -35,21 +36,60 @@ fn check_csv(bytes: &[u8]) {
     }
 }
 
+/// As the `csv_bytes` fuzz target: `decode` and `decode_vec` (what `csv::read` uses) agree,
+/// and `parse_bytes` gives an error or a rectangular table.
 fn check_csv_bytes(bytes: &[u8]) {
+    match (decode::decode(bytes), decode::decode_vec(bytes.to_vec())) {
+        (Ok(a), Ok(b)) => assert_eq!((a.text, a.encoding, a.note), (b.text, b.encoding, b.note)),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("decode {a:?}, decode_vec {b:?}"),
+    }
     if let Ok(t) = csv::parse_bytes(bytes) {
         assert!(t.table.rows > 0 && t.table.cols > 0);
         assert_eq!(t.table.values.len(), t.table.rows * t.table.cols);
+        if let Some(h) = &t.header {
+            assert_eq!(h.len(), t.table.cols);
+        }
         assert_eq!(t.lines.len(), t.table.rows);
         assert!(t.lines.windows(2).all(|w| w[0] < w[1]), "{:?}", t.lines);
     }
 }
 
+/// As the `npz` fuzz target: the only array, and the seeds' keys `a` and `arr_1`.
 fn check_npz(bytes: &[u8]) {
-    for key in [None, Some("a")] {
-        if let Ok((_, a)) = npz::read_bytes(bytes, key) {
+    for key in [None, Some("a"), Some("arr_1")] {
+        if let Ok((k, a)) = npz::read_bytes(bytes, key) {
+            if let Some(key) = key {
+                assert_eq!(k, key);
+            }
             assert_eq!(a.values.len(), a.shape.iter().product::<usize>());
+            if let Ok(t) = a.into_table() {
+                assert_eq!(t.values.len(), t.rows * t.cols);
+            }
         }
     }
+}
+
+/// As the `tar` fuzz target: each regular file gives at most the bytes its header
+/// announces, and is read as a CIFAR-10 batch (whole records of 3072 pixels of 0 to 255).
+fn check_tar(bytes: &[u8]) {
+    let _ = tar::for_each_file(&mut &bytes[..], "t.tar", |e| {
+        let announced = cifar::record_count(&e.path, e.size);
+        let mut content = Vec::new();
+        e.content.read_to_end(&mut content)?;
+        assert!(content.len() as u64 <= e.size);
+        let whole = content.len() as u64 == e.size;
+        if let (Ok(records), true) = (announced, whole) {
+            if let Ok(n) = cifar::check_batch(&e.path, &content) {
+                assert_eq!(n, records);
+                let mut values = Vec::new();
+                cifar::append_pixels(&content, &mut values);
+                assert_eq!(values.len(), n * cifar::PIXELS);
+                assert!(values.iter().all(|v| (0.0..=255.0).contains(v)));
+            }
+        }
+        Ok(())
+    });
 }
 
 /// A valid file with some bytes overwritten, some cut off, or some appended.
@@ -104,6 +144,20 @@ fn valid_npz() -> Vec<u8> {
     z.extend(cd.to_le_bytes());
     z.extend([0, 0]);
     z
+}
+
+/// A tar archive of a CIFAR-10 batch of one record and a small other file.
+fn valid_tar() -> Vec<u8> {
+    let mut batch = vec![7u8];
+    batch.extend((0..cifar::PIXELS).map(|i| (i % 256) as u8));
+    let mut out = Vec::new();
+    for (name, data) in [("d/data_batch_1.bin", &batch[..]), ("d/x.txt", b"x")] {
+        out.extend(tar::header(name, data.len() as u64));
+        out.extend(data);
+        out.resize(out.len().div_ceil(tar::BLOCK) * tar::BLOCK, 0);
+    }
+    out.extend([0u8; 2 * tar::BLOCK]);
+    out
 }
 
 fn valid_idx() -> Vec<u8> {
@@ -165,6 +219,16 @@ proptest! {
     }
 
     #[test]
+    fn tar_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..1100)) {
+        check_tar(&b);
+    }
+
+    #[test]
+    fn tar_on_damaged_archives(b in damaged(valid_tar())) {
+        check_tar(&b);
+    }
+
+    #[test]
     fn csv_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..256)) {
         check_csv(&b);
     }
@@ -191,4 +255,66 @@ fn the_fuzz_corpora_replay_without_a_panic() {
             check_csv(&b);
         }
     }
+    for b in corpus("csv_bytes") {
+        check_csv_bytes(&b);
+        check_csv(&b);
+    }
+    for b in corpus("npz") {
+        check_npz(&b);
+    }
+    for b in corpus("tar") {
+        check_tar(&b);
+    }
+}
+
+#[test]
+fn the_seeds_read() {
+    // The hand-made seeds are valid files: they must keep reading, or the fuzzer starts
+    // from errors only.
+    let seeds = |target: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target);
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("seed-")
+            })
+            .collect();
+        v.sort();
+        assert!(!v.is_empty(), "{target}: no seeds");
+        v.into_iter()
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+    };
+    for (p, b) in seeds("csv_bytes") {
+        csv::parse_bytes(&b).unwrap_or_else(|e| panic!("{p}: {e:#}"));
+    }
+    for (p, b) in seeds("npz") {
+        let read = [None, Some("a"), Some("arr_1")]
+            .into_iter()
+            .filter(|&k| npz::read_bytes(&b, k).is_ok())
+            .count();
+        assert!(read > 0, "{p}: no array reads");
+    }
+    let mut batches = 0;
+    for (p, b) in seeds("tar") {
+        let mut files = 0;
+        tar::for_each_file(&mut &b[..], &p, |e| {
+            files += 1;
+            if e.file_name() == "data_batch_1.bin" {
+                let mut v = Vec::new();
+                e.content.read_to_end(&mut v)?;
+                cifar::check_batch(&e.path, &v)?;
+                batches += 1;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{p}: {e:#}"));
+        assert!(files > 0, "{p}: no files");
+    }
+    assert_eq!(batches, 1);
 }
