@@ -137,7 +137,9 @@ pub fn append_pixels(bytes: &[u8], out: &mut Vec<f64>) {
 /// Reads exactly `size` bytes of a batch from `r`, naming the record where it ends early.
 fn read_batch(file: &str, r: &mut dyn Read, size: u64) -> Result<Vec<u8>> {
     record_count(file, size)?;
-    let mut buf = Vec::with_capacity(size as usize);
+    // The size is the header's claim: reserve at most 1 MiB before bytes back it (the
+    // buffer grows as they arrive).
+    let mut buf = Vec::with_capacity((size as usize).min(1 << 20));
     r.take(size)
         .read_to_end(&mut buf)
         .with_context(|| format!("{file}: cannot read it"))?;
