@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -233,11 +233,37 @@ fn lls(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Trains `args` for `epochs` epochs into `dir/full`, and for 2 epochs into `dir/part`
+/// which it then resumes to `epochs`: the two run directories.
+fn whole_and_resumed(dir: &Path, args: &[&str], epochs: &str) -> (PathBuf, PathBuf) {
+    let (full, part) = (dir.join("full"), dir.join("part"));
+    relgrad()
+        .args(args)
+        .args(["--epochs", epochs, "--out", full.to_str().unwrap()])
+        .assert()
+        .success();
+    relgrad()
+        .args(args)
+        .args(["--epochs", "2", "--out", part.to_str().unwrap()])
+        .assert()
+        .success();
+    relgrad()
+        .args([
+            "train",
+            "--resume",
+            part.to_str().unwrap(),
+            "--epochs",
+            epochs,
+        ])
+        .arg("--quiet")
+        .assert()
+        .success();
+    (full, part)
+}
+
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
     let dir = tmp();
-    let full = dir.path().join("full");
-    let part = dir.path().join("part");
     let base = [
         "train",
         "--data",
@@ -254,27 +280,7 @@ fn resumed_run_equals_uninterrupted_run() {
         "--lr",
         "0.01",
     ];
-    relgrad()
-        .args(base)
-        .args(["--epochs", "5", "--out", full.to_str().unwrap()])
-        .assert()
-        .success();
-    relgrad()
-        .args(base)
-        .args(["--epochs", "2", "--out", part.to_str().unwrap()])
-        .assert()
-        .success();
-    relgrad()
-        .args([
-            "train",
-            "--resume",
-            part.to_str().unwrap(),
-            "--epochs",
-            "5",
-            "--quiet",
-        ])
-        .assert()
-        .success();
+    let (full, part) = whole_and_resumed(dir.path(), &base, "5");
     assert_eq!(
         tensors(&full.join("model.safetensors")),
         tensors(&part.join("model.safetensors"))
@@ -478,8 +484,6 @@ fn train_reads_npy_in_both_orders_and_idx_directories() {
 #[test]
 fn a_resumed_mixture_base_run_equals_an_uninterrupted_run() {
     let dir = tmp();
-    let full = dir.path().join("full");
-    let part = dir.path().join("part");
     let base = [
         "train",
         "--data",
@@ -500,21 +504,7 @@ fn a_resumed_mixture_base_run_equals_an_uninterrupted_run() {
         "--precision",
         "f64",
     ];
-    relgrad()
-        .args(base)
-        .args(["--epochs", "4", "--out", full.to_str().unwrap()])
-        .assert()
-        .success();
-    relgrad()
-        .args(base)
-        .args(["--epochs", "2", "--out", part.to_str().unwrap()])
-        .assert()
-        .success();
-    relgrad()
-        .args(["train", "--resume", part.to_str().unwrap(), "--epochs", "4"])
-        .arg("--quiet")
-        .assert()
-        .success();
+    let (full, part) = whole_and_resumed(dir.path(), &base, "4");
     let (a, b) = (
         tensors(&full.join("model.safetensors")),
         tensors(&part.join("model.safetensors")),
